@@ -6,6 +6,7 @@
 //   InputError   the user's input is wrong: a missing or malformed file, a bad document,
 //                a bad pattern, a shape mismatch. The message names the file or the part at fault.
 //   DeviceError  the device failed: CUDA error, out of memory. The message says what to try.
+//   Cancelled    the job was superseded or cancelled; quietly dropped by the job runner.
 #pragma once
 
 #include <stdexcept>
@@ -26,6 +27,12 @@ public:
 class DeviceError : public Error {
 public:
     using Error::Error;
+};
+
+// A job was cancelled (a newer request superseded it); not an error to show.
+class Cancelled : public Error {
+public:
+    Cancelled() : Error("cancelled") {}
 };
 
 }  // namespace spanscope

@@ -39,7 +39,7 @@ install_torch() {
   log "installing torch==$TORCH_VERSION into $VENV (once; reused by every clone)"
   mkdir -p "$(dirname "$VENV")"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "torch==$TORCH_VERSION" numpy
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "torch==$TORCH_VERSION" numpy
 }
 
 configure_and_build() {

@@ -1,0 +1,63 @@
+// spanscope-cli sub-commands. Each takes its parsed options, prints a readable summary to stdout
+// (progress to stderr), and throws spanscope::Error for bad input; main() turns that into one line
+// and a non-zero exit.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace spanscope::cli {
+
+struct CommonRun {
+    std::string modelDir;
+    std::string docPath;
+    std::string device = "cpu";
+    int64_t maxTokens = 131072;
+    std::string jsonOut;
+    std::string commandLine;
+};
+
+struct AnalyzeArgs {
+    CommonRun run;
+    std::string pattern;              // empty: the model's trained pattern, else all full
+    int64_t poolSize = 256;
+    int64_t beyondSpan = 0;
+    int64_t sinkTokens = 4;
+    std::vector<int64_t> rows;
+    bool includeMaps = false;
+};
+
+struct SweepArgs {
+    CommonRun run;
+    std::string sparse = "window:512";
+};
+
+struct CostArgs {
+    int64_t layers = 24, boundary = 4, tokens = 8192, heads = 16, headDim = 64, bytesPerElement = 2;
+    std::string sparse = "block:1024";
+    std::string pattern;              // overrides layers/boundary/sparse when given
+    std::string jsonOut;
+};
+
+struct InitModelArgs {
+    std::string out, tokenizer;
+    int64_t layers = 12, hidden = 256, heads = 4, intermediate = 768, context = 2048;
+    uint64_t seed = 1;
+    std::string dtype = "bfloat16";
+    std::string pattern;
+};
+
+struct TrainTokenizerArgs {
+    std::string out;
+    std::vector<std::string> inputs;
+    int64_t vocabSize = 4096;
+};
+
+int runAnalyze(const AnalyzeArgs& a);
+int runSweep(const SweepArgs& a);
+int runCost(const CostArgs& a);
+int runInitModel(const InitModelArgs& a);
+int runTrainTokenizer(const TrainTokenizerArgs& a);
+
+}  // namespace spanscope::cli

@@ -1,0 +1,104 @@
+// spanscope-cli: headless front end of the spanscope engine.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+#include <new>
+#include <string>
+
+#include "app/cli_commands.h"
+#include "engine/errors.h"
+
+namespace {
+
+std::string joinArgs(int argc, char** argv) {
+    std::string s;
+    for (int i = 0; i < argc; ++i) s += (i ? " " : "") + std::string(argv[i]);
+    return s;
+}
+
+void addRunOptions(CLI::App* cmd, spanscope::cli::CommonRun& r) {
+    cmd->add_option("--model", r.modelDir, "model folder (config.json, model.safetensors, tokenizer.json)")->required();
+    cmd->add_option("--doc", r.docPath, "document: a UTF-8 text file")->required();
+    cmd->add_option("--device", r.device, "cpu, cuda or auto")->capture_default_str();
+    cmd->add_option("--max-tokens", r.maxTokens, "refuse documents longer than this")->capture_default_str();
+    cmd->add_option("--json", r.jsonOut, "write the full numbers as JSON to this file");
+}
+
+// The first line of a message (LibTorch errors carry a C++ backtrace after it).
+std::string firstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace spanscope::cli;
+    CLI::App app{"spanscope-cli — look inside mixed-attention-span transformers"};
+    app.require_subcommand(1);
+    const std::string commandLine = joinArgs(argc, argv);
+
+    AnalyzeArgs analyze;
+    auto* a = app.add_subcommand("analyze", "per-layer attention statistics, per-token loss and cost of a pattern");
+    addRunOptions(a, analyze.run);
+    a->add_option("--pattern", analyze.pattern, "layer pattern, e.g. full*4,window:512*8 or masformer:4,block:1024");
+    a->add_option("--pool", analyze.poolSize, "pooled attention map size P (0..1024)")->capture_default_str();
+    a->add_option("--beyond", analyze.beyondSpan, "measure mass beyond this distance (default: the sparse span)");
+    a->add_option("--sink", analyze.sinkTokens, "sink = mass on this many first tokens")->capture_default_str();
+    a->add_option("--rows", analyze.rows, "exact attention rows for these query positions")->delimiter(',');
+    a->add_flag("--maps", analyze.includeMaps, "include pooled maps in the JSON");
+
+    SweepArgs sweep;
+    auto* s = app.add_subcommand("sweep", "perplexity against attention cost for boundary l = 0..L");
+    addRunOptions(s, sweep.run);
+    s->add_option("--sparse", sweep.sparse, "sparse kind above the boundary, e.g. window:512, block:1024")->capture_default_str();
+
+    CostArgs cost;
+    auto* c = app.add_subcommand("cost", "the attention cost model alone");
+    c->add_option("--layers", cost.layers, "L")->capture_default_str();
+    c->add_option("--boundary", cost.boundary, "l, full layers at the bottom")->capture_default_str();
+    c->add_option("--sparse", cost.sparse, "sparse kind above the boundary")->capture_default_str();
+    c->add_option("--pattern", cost.pattern, "a full layer pattern instead of --layers/--boundary/--sparse");
+    c->add_option("--tokens", cost.tokens, "n")->capture_default_str();
+    c->add_option("--heads", cost.heads, "H")->capture_default_str();
+    c->add_option("--head-dim", cost.headDim, "d")->capture_default_str();
+    c->add_option("--bytes", cost.bytesPerElement, "bytes per element")->capture_default_str();
+    c->add_option("--json", cost.jsonOut, "write the numbers as JSON");
+
+    InitModelArgs init;
+    auto* i = app.add_subcommand("init-model", "create a randomly initialised model folder");
+    i->add_option("--out", init.out, "model folder to write")->required();
+    i->add_option("--tokenizer", init.tokenizer, "tokenizer.json to include (sets vocab size)")->required();
+    i->add_option("--layers", init.layers)->capture_default_str();
+    i->add_option("--hidden", init.hidden)->capture_default_str();
+    i->add_option("--heads", init.heads)->capture_default_str();
+    i->add_option("--intermediate", init.intermediate)->capture_default_str();
+    i->add_option("--context", init.context, "training context (max_position_embeddings)")->capture_default_str();
+    i->add_option("--seed", init.seed)->capture_default_str();
+    i->add_option("--dtype", init.dtype, "bfloat16, float16 or float32")->capture_default_str();
+    i->add_option("--pattern", init.pattern, "default layer pattern recorded in config.json");
+
+    TrainTokenizerArgs tok;
+    auto* t = app.add_subcommand("train-tokenizer", "train a byte-level BPE tokenizer on text files");
+    t->add_option("--out", tok.out, "tokenizer.json to write")->required();
+    t->add_option("--vocab", tok.vocabSize, "vocabulary size")->capture_default_str();
+    t->add_option("inputs", tok.inputs, "UTF-8 text files")->required();
+
+    CLI11_PARSE(app, argc, argv);
+    analyze.run.commandLine = sweep.run.commandLine = commandLine;
+    try {
+        if (*a) return runAnalyze(analyze);
+        if (*s) return runSweep(sweep);
+        if (*c) return runCost(cost);
+        if (*i) return runInitModel(init);
+        if (*t) return runTrainTokenizer(tok);
+    } catch (const spanscope::Error& e) {
+        std::fprintf(stderr, "spanscope-cli: error: %s\n", firstLine(e.what()).c_str());
+        return 1;
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "spanscope-cli: error: out of memory (try a shorter document or a smaller --pool)\n");
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "spanscope-cli: error: %s\n", firstLine(e.what()).c_str());
+        return 1;
+    }
+    return 0;
+}

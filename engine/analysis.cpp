@@ -1,0 +1,164 @@
+#include "engine/analysis.h"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "engine/errors.h"
+#include "engine/model_impl.h"
+#include "kernels/attention_cpu.h"
+
+namespace spanscope {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double secondsSince(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::vector<float> toVector(const at::Tensor& t) {
+    auto c = t.to(at::kCPU, at::kFloat).contiguous();
+    return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+std::vector<double> toDoubles(const at::Tensor& t) {
+    auto c = t.to(at::kCPU, at::kDouble).contiguous();
+    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
+int64_t defaultBeyondSpan(const LayerPattern& p) {
+    int64_t reach = p.sparseSpec().reach();
+    return reach > 0 ? reach : 1024;
+}
+
+void summarizeHeads(LayerAnalysis& la, const AttentionStats& s, int64_t T) {
+    const double n = static_cast<double>(T);
+    auto bins = toDoubles(s.binMass), ent = toDoubles(s.entropy), dist = toDoubles(s.distance),
+         beyond = toDoubles(s.beyondMass), sink = toDoubles(s.sinkMass);
+    const size_t H = ent.size();
+    la.headMean.binMass.assign(kNumDistanceBins, 0.0);
+    for (size_t h = 0; h < H; ++h) {
+        HeadStats hs;
+        hs.binMass.assign(bins.begin() + static_cast<std::ptrdiff_t>(h * kNumDistanceBins),
+                          bins.begin() + static_cast<std::ptrdiff_t>((h + 1) * kNumDistanceBins));
+        for (auto& b : hs.binMass) b /= n;
+        hs.entropy = ent[h] / n;
+        hs.meanDistance = dist[h] / n;
+        hs.beyondMass = beyond[h] / n;
+        hs.sinkMass = sink[h] / n;
+        for (size_t b = 0; b < hs.binMass.size(); ++b) la.headMean.binMass[b] += hs.binMass[b] / static_cast<double>(H);
+        la.headMean.entropy += hs.entropy / static_cast<double>(H);
+        la.headMean.meanDistance += hs.meanDistance / static_cast<double>(H);
+        la.headMean.beyondMass += hs.beyondMass / static_cast<double>(H);
+        la.headMean.sinkMass += hs.sinkMass / static_cast<double>(H);
+        la.heads.push_back(std::move(hs));
+    }
+}
+
+void fillLoss(std::vector<float> loss, double& meanLoss, double& perplexity, std::vector<float>& out) {
+    out = std::move(loss);
+    meanLoss = meanLossFrom(out, 0);
+    perplexity = std::exp(meanLoss);
+}
+
+}  // namespace
+
+double meanLossFrom(const std::vector<float>& tokenLoss, int64_t from) {
+    double sum = 0;
+    int64_t n = 0;
+    for (size_t i = static_cast<size_t>(std::max<int64_t>(from, 0)); i < tokenLoss.size(); ++i, ++n) sum += tokenLoss[i];
+    return n ? sum / static_cast<double>(n) : std::numeric_limits<double>::quiet_NaN();
+}
+
+AnalysisResult analyze(const Model& model, const std::vector<int32_t>& tokens, const AnalysisOptions& options) {
+    const ModelImpl& m = model.impl();
+    const auto& c = m.config;
+    if (static_cast<int64_t>(options.pattern.layers.size()) != c.numLayers)
+        throw InputError("pattern has " + std::to_string(options.pattern.layers.size()) + " layers but the model has " +
+                         std::to_string(c.numLayers));
+    if (tokens.size() < 2) throw InputError("document needs at least 2 tokens");
+    if (options.poolSize < 0 || options.poolSize > 1024) throw InputError("pooled map size must be in 0..1024");
+    const auto t0 = Clock::now();
+    at::InferenceMode guard;
+    const int64_t T = static_cast<int64_t>(tokens.size());
+
+    AnalysisResult r;
+    r.pattern = options.pattern;
+    r.beyondSpan = options.beyondSpan > 0 ? options.beyondSpan : defaultBeyondSpan(options.pattern);
+    r.sinkTokens = options.sinkTokens;
+    r.queryRows = options.queryRows;
+    r.numTokens = T;
+    r.device = m.device.str();
+    r.cost = patternCost(options.pattern, {T, c.numHeads, c.headDim(), 2, 128});
+    r.layers.resize(static_cast<size_t>(c.numLayers));
+
+    AttentionStatsOptions so;
+    so.beyondSpan = r.beyondSpan;
+    so.sinkTokens = options.sinkTokens;
+    so.poolSize = options.poolSize;
+    so.queryRows = options.queryRows;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(c.headDim()));
+    AttentionFn plain = patternAttention(options.pattern);
+    auto layerStart = Clock::now();
+
+    AttentionFn attention = [&](int l, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) -> at::Tensor {
+        LayerAnalysis& la = r.layers[static_cast<size_t>(l)];
+        la.spec = options.pattern.layers[static_cast<size_t>(l)];
+        la.cost = r.cost.layers[static_cast<size_t>(l)];
+        if (!options.withStats) return plain(l, q, k, v);
+        if (la.spec.kind == AttentionKind::SparseK)
+            throw InputError("layer " + std::to_string(l) + ": sparsek attention is not available in this build yet");
+        auto [out, lse, s] = span_attention_stats_cpu(q, k, v, la.spec.mask(), scale, so);
+        summarizeHeads(la, s, T);
+        la.poolSize = s.pooled.size(-1);
+        la.pooled = toVector(s.pooled);
+        la.beyondPerToken = toVector(s.beyondPerQuery);
+        la.entropyPerToken = toVector(s.entropyPerQuery);
+        la.rows = toVector(s.rows);
+        return out.to(q.scalar_type());
+    };
+    auto after = [&](int l, const at::Tensor&) {
+        r.layers[static_cast<size_t>(l)].seconds = secondsSince(layerStart);
+        layerStart = Clock::now();
+        if (options.progress) options.progress(l + 1, static_cast<int>(c.numLayers));
+    };
+    at::Tensor x = runLayers(m, embedTokens(m, tokens), 0, static_cast<int>(c.numLayers), attention, options.cancelled, after);
+    fillLoss(toVector(nextTokenLoss(m, x, tokens)), r.meanLoss, r.perplexity, r.tokenLoss);
+    r.seconds = secondsSince(t0);
+    return r;
+}
+
+std::vector<SweepPoint> sweepBoundary(const Model& model, const std::vector<int32_t>& tokens, const LayerSpec& sparse,
+                                      const std::function<void(int, int)>& progress,
+                                      const std::function<bool()>& cancelled) {
+    const ModelImpl& m = model.impl();
+    const int L = static_cast<int>(m.config.numLayers);
+    if (sparse.kind == AttentionKind::Full) throw InputError("sweep: the sparse kind must not be full");
+    if (tokens.size() < 2) throw InputError("document needs at least 2 tokens");
+    at::InferenceMode guard;
+    const int64_t T = static_cast<int64_t>(tokens.size());
+    const int total = L + L * (L + 1) / 2;
+    int done = 0;
+    auto step = [&]() { if (progress) progress(++done, total); };
+
+    // One all-full pass, keeping the hidden state entering every layer.
+    LayerPattern allFull = masformerPattern(L, L, sparse);
+    std::vector<at::Tensor> entering(static_cast<size_t>(L) + 1);
+    entering[0] = embedTokens(m, tokens);
+    runLayers(m, entering[0], 0, L, patternAttention(allFull), cancelled, [&](int l, const at::Tensor& x) {
+        entering[static_cast<size_t>(l) + 1] = x;
+        step();
+    });
+    std::vector<SweepPoint> points(static_cast<size_t>(L) + 1);
+    for (int l = L; l >= 0; --l) {
+        LayerPattern p = masformerPattern(L, l, sparse);
+        at::Tensor x = runLayers(m, entering[static_cast<size_t>(l)], l, L, patternAttention(p), cancelled,
+                                 [&](int, const at::Tensor&) { step(); });
+        SweepPoint& sp = points[static_cast<size_t>(l)];
+        sp.boundary = l;
+        sp.relativeCost = patternCost(p, {T, m.config.numHeads, m.config.headDim(), 2, 128}).relativeCost;
+        fillLoss(toVector(nextTokenLoss(m, x, tokens)), sp.meanLoss, sp.perplexity, sp.tokenLoss);
+    }
+    return points;
+}
+
+}  // namespace spanscope

@@ -1,0 +1,88 @@
+// Analysis of one document under one layer pattern: per-token loss, exact attention statistics
+// per layer and head, pooled attention maps, exact rows, and the cost of the pattern.
+//
+// Everything is computed in one forward pass, query block by query block, so memory is
+// O(T·C + H·P² + R·H·T) per layer, never O(T²). Results are plain host data (no LibTorch in this
+// header), ready to publish as an immutable snapshot. analyze() runs on the calling thread; it
+// calls `progress` between layers and throws Cancelled when `cancelled` returns true.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/cost_model.h"
+#include "engine/pattern.h"
+
+namespace spanscope {
+
+class Model;
+
+struct AnalysisOptions {
+    LayerPattern pattern;
+    bool withStats = true;             // false: loss only (fast path, used by sweeps)
+    int64_t beyondSpan = 0;            // 0: the pattern's sparse reach, or 1024 for an all-full pattern
+    int64_t sinkTokens = 4;
+    int64_t poolSize = 256;            // P of the pooled maps (≤ 1024; clamped to T)
+    std::vector<int64_t> queryRows;    // exact attention rows wanted for these positions
+    std::function<void(int layer, int numLayers)> progress;
+    std::function<bool()> cancelled;
+};
+
+struct HeadStats {
+    std::vector<double> binMass;  // kNumDistanceBins, mean over queries (sums to 1)
+    double entropy = 0;           // mean row entropy (nats)
+    double meanDistance = 0;      // mean query–key distance
+    double beyondMass = 0;        // mean mass at distance ≥ beyondSpan
+    double sinkMass = 0;          // mean mass on the first sinkTokens tokens
+};
+
+struct LayerAnalysis {
+    LayerSpec spec;
+    std::vector<HeadStats> heads;     // H (empty without stats)
+    HeadStats headMean;               // mean over heads
+    int64_t poolSize = 0;             // P
+    std::vector<float> pooled;        // (H, P, P) row-major
+    std::vector<float> beyondPerToken;   // (T) head-mean mass beyond span of each query
+    std::vector<float> entropyPerToken;  // (T) head-mean entropy of each query
+    std::vector<float> rows;          // (R, H, T) exact attention rows for options.queryRows
+    LayerCost cost;
+    double seconds = 0;               // wall time of this layer
+};
+
+struct AnalysisResult {
+    LayerPattern pattern;
+    int64_t beyondSpan = 0;
+    int64_t sinkTokens = 0;
+    std::vector<int64_t> queryRows;
+    int64_t numTokens = 0;
+    std::vector<float> tokenLoss;     // (T-1): loss of predicting token t+1 at position t
+    double meanLoss = 0;
+    double perplexity = 0;
+    std::vector<LayerAnalysis> layers;
+    CostSummary cost;
+    std::string device;
+    double seconds = 0;
+};
+
+AnalysisResult analyze(const Model& model, const std::vector<int32_t>& tokens, const AnalysisOptions& options);
+
+// Mean loss over positions [from, T-1) of a per-token loss vector (NaN if empty).
+double meanLossFrom(const std::vector<float>& tokenLoss, int64_t from);
+
+// Boundary sweep: for l = 0..L, the pattern with l full bottom layers and `sparse` above.
+struct SweepPoint {
+    int boundary = 0;
+    double relativeCost = 0;  // C
+    double meanLoss = 0;
+    double perplexity = 0;
+    std::vector<float> tokenLoss;
+};
+// Shares the full prefix between boundaries (layers below l are the same for every sweep point),
+// so the whole sweep costs one all-full pass plus L(L+1)/2 sparse layers.
+std::vector<SweepPoint> sweepBoundary(const Model& model, const std::vector<int32_t>& tokens, const LayerSpec& sparse,
+                                      const std::function<void(int done, int total)>& progress = {},
+                                      const std::function<bool()>& cancelled = {});
+
+}  // namespace spanscope

@@ -1,0 +1,109 @@
+// Forward pass of the mixed-span transformer (pre-norm, rotary, SwiGLU, tied embeddings).
+#include "engine/model_impl.h"
+
+#include <cmath>
+
+#include "engine/errors.h"
+#include "kernels/attention_cpu.h"
+
+namespace spanscope {
+namespace {
+
+at::Tensor rmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+    auto xf = x.to(at::kFloat);
+    auto normed = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+    return (normed * weight.to(at::kFloat)).to(x.scalar_type());
+}
+
+// cos, sin tables (T, D) for rotary positions, Llama's half-split layout; angles in fp64.
+std::pair<at::Tensor, at::Tensor> rotaryTables(int64_t T, int64_t D, double theta, const at::TensorOptions& o) {
+    auto opt64 = at::TensorOptions().dtype(at::kDouble).device(o.device());
+    auto invFreq = at::pow(theta, at::arange(0, D, 2, opt64) / static_cast<double>(D)).reciprocal();  // (D/2)
+    auto angles = at::outer(at::arange(T, opt64), invFreq);                                          // (T, D/2)
+    auto emb = at::cat({angles, angles}, -1);
+    return {emb.cos().to(o.dtype()), emb.sin().to(o.dtype())};
+}
+
+at::Tensor rotateHalf(const at::Tensor& x) {
+    auto halves = x.chunk(2, -1);
+    return at::cat({halves[1].neg(), halves[0]}, -1);
+}
+
+at::Tensor applyRotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+    return x * cos + rotateHalf(x) * sin;  // x (1, H, T, D); cos/sin (T, D) broadcast
+}
+
+}  // namespace
+
+AttentionFn patternAttention(const LayerPattern& pattern) {
+    return [pattern](int layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+        const LayerSpec& spec = pattern.layers.at(static_cast<size_t>(layer));
+        if (spec.kind == AttentionKind::SparseK)
+            throw InputError("layer " + std::to_string(layer) + ": sparsek attention is not available in this build yet");
+        const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+        if (spec.kind == AttentionKind::Full && q.is_cuda())
+            return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
+        return std::get<0>(span_attention_cpu(q, k, v, spec.mask(), scale));
+    };
+}
+
+at::Tensor embedTokens(const ModelImpl& m, const std::vector<int32_t>& tokens) {
+    for (size_t i = 0; i < tokens.size(); ++i)
+        if (tokens[i] < 0 || tokens[i] >= m.config.vocabSize)
+            throw InputError("token " + std::to_string(tokens[i]) + " at position " + std::to_string(i) +
+                             " is outside the model's vocabulary of " + std::to_string(m.config.vocabSize) +
+                             " (tokenizer and model do not match?)");
+    auto ids = at::tensor(std::vector<int64_t>(tokens.begin(), tokens.end()), at::kLong).to(m.device);
+    return at::embedding(m.embed, ids).unsqueeze(0);
+}
+
+at::Tensor runLayers(const ModelImpl& m, at::Tensor x, int firstLayer, int lastLayer, const AttentionFn& attention,
+                     const std::function<bool()>& cancelled,
+                     const std::function<void(int, const at::Tensor&)>& afterLayer) {
+    const auto& c = m.config;
+    const int64_t T = x.size(1), H = c.numHeads, Hkv = c.numKvHeads, D = c.headDim();
+    auto [cos, sin] = rotaryTables(T, D, c.ropeTheta, x.options());
+    for (int l = firstLayer; l < lastLayer; ++l) {
+        if (cancelled && cancelled()) throw Cancelled();
+        const LayerWeights& w = m.layers.at(static_cast<size_t>(l));
+        auto h = rmsNorm(x, w.inputNorm, c.normEps);
+        auto q = at::linear(h, w.wq).view({1, T, H, D}).transpose(1, 2);
+        auto k = at::linear(h, w.wk).view({1, T, Hkv, D}).transpose(1, 2);
+        auto v = at::linear(h, w.wv).view({1, T, Hkv, D}).transpose(1, 2);
+        q = applyRotary(q, cos, sin).contiguous();
+        k = applyRotary(k, cos, sin);
+        if (Hkv != H) {
+            k = k.repeat_interleave(H / Hkv, 1);
+            v = v.repeat_interleave(H / Hkv, 1);
+        }
+        auto a = attention(l, q, k.contiguous(), v.contiguous());  // (1, H, T, D)
+        x = x + at::linear(a.transpose(1, 2).reshape({1, T, H * D}), w.wo);
+        h = rmsNorm(x, w.postNorm, c.normEps);
+        x = x + at::linear(at::silu(at::linear(h, w.wGate)) * at::linear(h, w.wUp), w.wDown);
+        if (afterLayer) afterLayer(l, x);
+    }
+    return x;
+}
+
+at::Tensor logits(const ModelImpl& m, const at::Tensor& hidden) {
+    auto h = rmsNorm(hidden, m.finalNorm, m.config.normEps);
+    return at::linear(h, m.outputEmbedding()).to(at::kFloat);
+}
+
+at::Tensor nextTokenLoss(const ModelImpl& m, const at::Tensor& hidden, const std::vector<int32_t>& tokens) {
+    const int64_t T = hidden.size(1);
+    TORCH_CHECK(static_cast<int64_t>(tokens.size()) == T, "nextTokenLoss: hidden/token length mismatch");
+    auto h = rmsNorm(hidden[0], m.finalNorm, m.config.normEps);
+    auto targets = at::tensor(std::vector<int64_t>(tokens.begin() + 1, tokens.end()), at::kLong).to(m.device);
+    auto loss = at::empty({T - 1}, at::TensorOptions().dtype(at::kFloat).device(m.device));
+    constexpr int64_t kChunk = 2048;  // bounds the (chunk, V) logits block
+    for (int64_t t0 = 0; t0 < T - 1; t0 += kChunk) {
+        int64_t t1 = std::min(T - 1, t0 + kChunk);
+        auto lg = at::linear(h.slice(0, t0, t1), m.outputEmbedding()).to(at::kFloat);
+        auto lp = at::log_softmax(lg, -1);
+        loss.slice(0, t0, t1).copy_(lp.gather(1, targets.slice(0, t0, t1).unsqueeze(1)).squeeze(1).neg());
+    }
+    return loss.cpu();
+}
+
+}  // namespace spanscope

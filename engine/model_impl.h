@@ -1,0 +1,64 @@
+// Internal: the model's tensors and forward pass (LibTorch). Only engine .cpp files include this.
+//
+// Shapes: T tokens, C hidden size, H heads, Hkv key/value heads, D head dim, I MLP size, V vocab.
+// Weights follow the Llama naming in model.safetensors (see weights.cpp).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/model.h"
+#include "engine/pattern.h"
+
+namespace spanscope {
+
+struct LayerWeights {
+    at::Tensor inputNorm;  // (C)
+    at::Tensor wq;         // (H·D, C)
+    at::Tensor wk, wv;     // (Hkv·D, C)
+    at::Tensor wo;         // (C, H·D)
+    at::Tensor postNorm;   // (C)
+    at::Tensor wGate, wUp; // (I, C)
+    at::Tensor wDown;      // (C, I)
+};
+
+struct ModelImpl {
+    ModelConfig config;
+    std::string directory;
+    at::Device device{at::kCPU};
+    at::ScalarType computeType = at::kFloat;
+    at::Tensor embed;      // (V, C)
+    at::Tensor finalNorm;  // (C)
+    at::Tensor lmHead;     // (V, C); undefined when tied to embed
+    std::vector<LayerWeights> layers;
+    std::shared_ptr<const Tokenizer> tokenizer;
+
+    const at::Tensor& outputEmbedding() const { return lmHead.defined() ? lmHead : embed; }
+    // Every parameter with its safetensors name, in a fixed order.
+    std::vector<std::pair<std::string, at::Tensor*>> namedParameters();
+};
+
+// Attention of one layer: q, k, v (1, H, T, D) after rotary -> output (1, H, T, D).
+using AttentionFn = std::function<at::Tensor(int layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v)>;
+
+// The default attention for a pattern: SDPA for full layers on CUDA, blocked span attention otherwise.
+AttentionFn patternAttention(const LayerPattern& pattern);
+
+// Runs layers [firstLayer, lastLayer) on hidden states x (1, T, C) starting at position 0;
+// `afterLayer(l, x)` (optional) sees the hidden state after each layer. Throws Cancelled if
+// `cancelled` returns true between layers.
+at::Tensor runLayers(const ModelImpl& m, at::Tensor x, int firstLayer, int lastLayer, const AttentionFn& attention,
+                     const std::function<bool()>& cancelled = {},
+                     const std::function<void(int, const at::Tensor&)>& afterLayer = {});
+
+at::Tensor embedTokens(const ModelImpl& m, const std::vector<int32_t>& tokens);  // (1, T, C)
+// Per-token next-token loss (nats): hidden (1, T, C) -> (T-1) float32 on CPU; logits in chunks.
+at::Tensor nextTokenLoss(const ModelImpl& m, const at::Tensor& hidden, const std::vector<int32_t>& tokens);
+// Logits (1, T, V) float32 — for tests and small inputs.
+at::Tensor logits(const ModelImpl& m, const at::Tensor& hidden);
+
+}  // namespace spanscope

@@ -1,0 +1,68 @@
+// Span attention and its statistics — the exact reference implementation.
+//
+// Legend: B batch, H heads, T tokens, D head dim, R requested rows, P pooled-map size,
+// NB = kNumDistanceBins log2-distance bins (bin 0: distance 0; bin k >= 1: distance in [2^(k-1), 2^k)).
+//
+// Works query block by query block: a block of queries [q0, q1) only scores keys
+// [mask.firstKey(q0), q1), so memory is O(block · keys) and never O(T²), and the work follows the
+// attended pairs. Written with ATen ops in fp32, so it runs on any device; it is the CPU path of
+// the engine and the reference the CUDA kernels are tested against. Not thread-safe per call
+// (uses ATen's own intra-op threads); independent calls may run concurrently.
+#pragma once
+
+#include <cstdint>
+#include <tuple>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "kernels/span_mask.h"
+
+namespace spanscope {
+
+constexpr int64_t kNumDistanceBins = 24;  // covers distances below 2^23
+
+// Bin of a query–key distance d >= 0: 0 for d = 0, floor(log2 d) + 1 otherwise.
+inline int64_t distanceBin(int64_t d) {
+    int64_t b = 0;
+    while (d > 0) { d >>= 1; ++b; }
+    return b;
+}
+
+struct AttentionStatsOptions {
+    int64_t beyondSpan = 0;            // "mass beyond span": mass at distance >= beyondSpan (0: skip)
+    int64_t sinkTokens = 4;            // "sink mass": mass on keys 0..sinkTokens-1
+    int64_t poolSize = 0;              // P of the pooled map (0: no map); clamped to T
+    std::vector<int64_t> queryRows;    // exact rows wanted for these query positions
+    int64_t blockElements = 1 << 23;   // score elements per query block (memory knob)
+};
+
+// Sums over the queries of one sequence (B = 1), per head; divide by T for means.
+struct AttentionStats {
+    at::Tensor binMass;         // (H, NB) float64: mass per distance bin
+    at::Tensor entropy;         // (H) float64: row entropy in nats
+    at::Tensor distance;        // (H) float64: mean query–key distance of each row
+    at::Tensor beyondMass;      // (H) float64: mass at distance >= beyondSpan
+    at::Tensor sinkMass;        // (H) float64: mass on the first sinkTokens keys
+    at::Tensor beyondPerQuery;  // (T) float32: head-mean mass beyond span of each query
+    at::Tensor entropyPerQuery; // (T) float32: head-mean entropy of each query
+    at::Tensor pooled;          // (H, P, P) float32: row bin × key bin, mean over the bin's queries of
+                                //   the mass its queries put in the key bin (rows sum to 1)
+    at::Tensor rows;            // (R, H, T) float32: exact attention rows (zero where not attended)
+};
+
+// q, k, v: (B, H, T, D), any float dtype, same device. Returns out (B, H, T, D) in q's dtype and
+// the row log-sum-exp lse (B, H, T) float32 of the scaled scores.
+std::tuple<at::Tensor, at::Tensor> span_attention_cpu(const at::Tensor& q, const at::Tensor& k,
+                                                      const at::Tensor& v, const SpanMask& mask, double scale);
+
+// Same attention plus the statistics above, in one pass; requires B = 1.
+std::tuple<at::Tensor, at::Tensor, AttentionStats> span_attention_stats_cpu(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const SpanMask& mask, double scale,
+    const AttentionStatsOptions& options);
+
+// The textbook version — forms the whole (T, T) score matrix — for tests on small T.
+std::tuple<at::Tensor, at::Tensor> naive_attention_reference(const at::Tensor& q, const at::Tensor& k,
+                                                             const at::Tensor& v, const SpanMask& mask, double scale);
+
+}  // namespace spanscope

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (CUDA + torch, no Debian packages): builds the engine, CLI and tests
+# against that machine's torch, runs every test (GPU tests included) and the main job on CUDA.
+# Needs .devdeps/ from scripts/pack_device_deps.sh carried along. Logs go to $OUT.
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT=${OUT:-/tmp/spanscope-gpu-out}
+mkdir -p "$OUT"
+cd "$ROOT"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/device.txt"
+date -u | tee -a "$OUT/device.txt"
+# The tests and the main job read Debian's licence texts; this bare machine has none.
+mkdir -p /usr/share/common-licenses && cp -n .devdeps/docs/* /usr/share/common-licenses/
+PREFIX=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+BUILD=build-gpu
+set -o pipefail
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$PREFIX" \
+  -DSPANSCOPE_DEPS_DIR="$ROOT/.devdeps" -DSPANSCOPE_GUI=OFF 2>&1 | tail -5 | tee "$OUT/configure.log" || exit 1
+time cmake --build "$BUILD" -j "$(nproc)" 2>&1 | tail -40 | tee "$OUT/build.log" || exit 1
+(cd "$BUILD" && ctest --output-on-failure -j 4 --timeout 600) 2>&1 | tee "$OUT/ctest.log" | tail -40
+for stage in "$@"; do
+  case "$stage" in
+    main)
+      SPANSCOPE_DOC=/usr/share/common-licenses/GPL-3 bash scripts/run_main.sh "$BUILD" --device cuda 2>&1 | tee "$OUT/main_cuda.log" ;;
+    *) echo "unknown stage $stage" ;;
+  esac
+done
