@@ -49,6 +49,7 @@ struct LoadedRun {
 };
 
 LoadedRun loadRun(const CommonRun& r) {
+    if (!r.jsonOut.empty()) checkWritable(r.jsonOut);  // fail before the work, not after
     LoadedRun lr;
     lr.text = loadDocument(r.docPath);  // check the document before the (slower) model load
     lr.model = Model::load(r.modelDir, r.device);
@@ -221,6 +222,7 @@ int runTrainTokenizer(const TrainTokenizerArgs& a) {
     o.vocabSize = static_cast<int32_t>(a.vocabSize);
     Progress progress("train-tokenizer: %");
     o.progress = [&](double f) { progress.update(static_cast<int>(f * 100.0), 100); };
+    checkWritable(a.out);
     Tokenizer t = trainBpe(views, o);
     t.save(a.out);
     std::printf("wrote %s: byte-level BPE, %d tokens, trained on %zu files\n", a.out.c_str(), t.vocabSize(), texts.size());

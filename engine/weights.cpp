@@ -2,6 +2,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -155,7 +156,9 @@ std::shared_ptr<Model> Model::load(const std::string& dir, const std::string& de
         if (at::IntArrayRef(info->shape) != t->sizes())
             throw InputError(file->path() + ": tensor '" + name + "' has shape " + shapeText(info->shape) +
                              " but config.json implies " + shapeText(t->sizes()));
-        auto src = at::from_blob(const_cast<uint8_t*>(file->data(*info)), info->shape, at::TensorOptions().dtype(*type));
+        // The file gives no alignment guarantee: copy the bytes into an aligned host tensor first.
+        auto src = at::empty(info->shape, at::TensorOptions().dtype(*type));
+        std::memcpy(src.data_ptr(), file->data(*info), static_cast<size_t>(info->end - info->begin));
         t->copy_(src);
     }
     auto tokPath = fs::path(dir) / "tokenizer.json";

@@ -84,7 +84,9 @@ TEST(Analysis, StatisticsAreConsistentPerLayerKind) {
                 double sum = 0;
                 for (int64_t j = 0; j < 150; ++j) {
                     float v = la.rows[(ri * 2 + static_cast<size_t>(h)) * 150 + static_cast<size_t>(j)];
-                    if (!la.spec.allows(i, j)) ASSERT_EQ(v, 0.0f) << la.spec.text() << " i=" << i << " j=" << j;
+                    if (!la.spec.allows(i, j)) {
+                        ASSERT_EQ(v, 0.0f) << la.spec.text() << " i=" << i << " j=" << j;
+                    }
                     sum += v;
                 }
                 EXPECT_NEAR(sum, 1.0, 1e-5);

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "engine/errors.h"
 #include "engine/model.h"
@@ -134,6 +135,8 @@ TEST_F(ModelFolderTest, BrokenModelFoldersEachGetAClearMessage) {
 
 TEST(ModelDevice, UnknownDeviceAndMissingGpuAreInputErrors) {
     EXPECT_THROW(resolveDevice("tpu"), InputError);
-    if (!cudaAvailable()) EXPECT_THROW(resolveDevice("cuda"), InputError);
+    if (!cudaAvailable()) {
+        EXPECT_THROW(resolveDevice("cuda"), InputError);
+    }
     EXPECT_EQ(resolveDevice("cpu"), "cpu");
 }
