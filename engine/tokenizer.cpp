@@ -277,12 +277,13 @@ void checkByteLevel(const std::string& path, const std::string& field, const Jso
 
 bool isAbsent(const Json& j, const char* key) { return !j.contains(key) || j[key].is_null(); }
 
-const Json& requireField(const std::string& path, const Json& j, const std::string& prefix, const char* key,
+// `prefix` by value: a temporary prefix must not look like it could dangle into the result.
+const Json& requireField(const std::string& path, const Json& j, std::string_view prefix, const char* key,
                          Json::value_t type) {
-    if (!j.contains(key)) fail(path, prefix + key, "missing");
+    if (!j.contains(key)) fail(path, std::string(prefix) + key, "missing");
     const Json& v = j[key];
     if (v.type() != type) {
-        fail(path, prefix + key, std::string("must be a JSON ") + Json(type).type_name());
+        fail(path, std::string(prefix) + key, std::string("must be a JSON ") + Json(type).type_name());
     }
     return v;
 }

@@ -9,8 +9,9 @@ mkdir -p "$OUT"
 cd "$ROOT"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/device.txt"
 date -u | tee -a "$OUT/device.txt"
+c++ --version | head -1 | tee -a "$OUT/device.txt"
 # The tests and the main job read Debian's licence texts; this bare machine has none.
-mkdir -p /usr/share/common-licenses && cp -n .devdeps/docs/* /usr/share/common-licenses/
+mkdir -p /usr/share/common-licenses && cp --update=none .devdeps/docs/* /usr/share/common-licenses/ 2>/dev/null || cp -n .devdeps/docs/* /usr/share/common-licenses/
 PREFIX=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
 BUILD=build-gpu
 set -o pipefail

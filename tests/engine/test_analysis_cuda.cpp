@@ -4,14 +4,13 @@
 
 #include <cmath>
 #include <cstdlib>
-#include <filesystem>
 #include <random>
 
 #include "engine/analysis.h"
 #include "engine/model.h"
+#include "tests/test_util.h"
 
 using namespace spanscope;
-namespace fs = std::filesystem;
 
 TEST(AnalysisCuda, Bf16CudaAnalysisMatchesExactCpuAnalysisOnARaggedDocument) {
     if (!cudaAvailable()) GTEST_SKIP() << "no CUDA GPU";
@@ -23,12 +22,10 @@ TEST(AnalysisCuda, Bf16CudaAnalysisMatchesExactCpuAnalysisOnARaggedDocument) {
     c.numKvHeads = 2;
     c.intermediateSize = 256;
     c.dtype = "bfloat16";
-    char tmpl[] = "/tmp/spanscope-cuda-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    Model::createRandom(c, 11)->save(tmpl);
-    auto cpu = Model::load(tmpl, "cpu");
-    auto gpu = Model::load(tmpl, "cuda");
-    fs::remove_all(tmpl);
+    test::TempDir tmp("spanscope-cuda");
+    Model::createRandom(c, 11)->save(tmp.path());
+    auto cpu = Model::load(tmp.path(), "cpu");
+    auto gpu = Model::load(tmp.path(), "cuda");
     std::mt19937 rng(std::random_device{}());
     std::vector<int32_t> tokens(1237);
     for (auto& t : tokens) t = static_cast<int32_t>(rng() % 500u);

@@ -1,27 +1,20 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 
 #include "engine/document.h"
 #include "engine/errors.h"
+#include "tests/test_util.h"
 
 using namespace spanscope;
-namespace fs = std::filesystem;
 
 namespace {
 
 class DocumentTest : public ::testing::Test {
 protected:
-    void SetUp() override {
-        char tmpl[] = "/tmp/spanscope-doc-XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        m_dir = tmpl;
-    }
-    void TearDown() override { fs::remove_all(m_dir); }
     std::string write(const std::string& name, const std::string& bytes) {
-        std::string p = (fs::path(m_dir) / name).string();
+        std::string p = m_tmp / name;
         std::ofstream(p, std::ios::binary) << bytes;
         return p;
     }
@@ -33,7 +26,8 @@ protected:
         }
         return "";
     }
-    std::string m_dir;
+    test::TempDir m_tmp{"spanscope-doc"};
+    std::string m_dir = m_tmp.path();
 };
 
 }  // namespace

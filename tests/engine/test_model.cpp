@@ -3,7 +3,8 @@
 #include <ATen/ATen.h>
 
 #include <cstdlib>
-#include <filesystem>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -11,9 +12,9 @@
 #include "engine/errors.h"
 #include "engine/model.h"
 #include "engine/model_impl.h"
+#include "tests/test_util.h"
 
 using namespace spanscope;
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -46,12 +47,6 @@ at::Tensor logitsOf(const Model& m, const std::vector<int32_t>& tokens, const st
 
 class ModelFolderTest : public ::testing::Test {
 protected:
-    void SetUp() override {
-        char tmpl[] = "/tmp/spanscope-model-XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        m_dir = tmpl;
-    }
-    void TearDown() override { fs::remove_all(m_dir); }
     std::string loadError(const std::string& dir) {
         try {
             Model::load(dir);
@@ -60,7 +55,8 @@ protected:
         }
         return "";
     }
-    std::string m_dir;
+    test::TempDir m_tmp{"spanscope-model"};
+    std::string m_dir = m_tmp.path();
 };
 
 }  // namespace
@@ -106,15 +102,17 @@ TEST_F(ModelFolderTest, BrokenModelFoldersEachGetAClearMessage) {
     model->save(m_dir + "/ok");
     EXPECT_NE(loadError(m_dir + "/missing").find("model folder not found"), std::string::npos);
 
-    fs::copy(m_dir + "/ok", m_dir + "/noconfig");
-    fs::remove(m_dir + "/noconfig/config.json");
+    test::copyFolder(m_dir + "/ok", m_dir + "/noconfig");
+    ::unlink((m_dir + "/noconfig/config.json").c_str());
     EXPECT_NE(loadError(m_dir + "/noconfig").find("config.json"), std::string::npos);
 
-    fs::copy(m_dir + "/ok", m_dir + "/truncated");
-    fs::resize_file(m_dir + "/truncated/model.safetensors", fs::file_size(m_dir + "/ok/model.safetensors") - 100);
+    test::copyFolder(m_dir + "/ok", m_dir + "/truncated");
+    struct stat st {};
+    ASSERT_EQ(::stat((m_dir + "/ok/model.safetensors").c_str(), &st), 0);
+    ASSERT_EQ(::truncate((m_dir + "/truncated/model.safetensors").c_str(), st.st_size - 100), 0);
     EXPECT_NE(loadError(m_dir + "/truncated").find("model.safetensors"), std::string::npos);
 
-    fs::copy(m_dir + "/ok", m_dir + "/shape");
+    test::copyFolder(m_dir + "/ok", m_dir + "/shape");
     auto cfg = nlohmann::json::parse(std::ifstream(m_dir + "/ok/config.json"));
     cfg["intermediate_size"] = 96;
     std::ofstream(m_dir + "/shape/config.json") << cfg.dump();
@@ -122,11 +120,11 @@ TEST_F(ModelFolderTest, BrokenModelFoldersEachGetAClearMessage) {
     EXPECT_NE(e.find("gate_proj"), std::string::npos) << e;
     EXPECT_NE(e.find("[96, 48]"), std::string::npos) << e;
 
-    fs::copy(m_dir + "/ok", m_dir + "/badjson");
+    test::copyFolder(m_dir + "/ok", m_dir + "/badjson");
     std::ofstream(m_dir + "/badjson/config.json") << "{\"vocab_size\": 300,";
     EXPECT_NE(loadError(m_dir + "/badjson").find("not valid JSON"), std::string::npos);
 
-    fs::copy(m_dir + "/ok", m_dir + "/badfield");
+    test::copyFolder(m_dir + "/ok", m_dir + "/badfield");
     cfg = nlohmann::json::parse(std::ifstream(m_dir + "/ok/config.json"));
     cfg["num_attention_heads"] = 5;
     std::ofstream(m_dir + "/badfield/config.json") << cfg.dump();

@@ -6,6 +6,10 @@
 #include "engine/errors.h"
 #include "engine/pattern.h"
 
+namespace spanscope {
+void PrintTo(const LayerSpec& s, std::ostream* os) { *os << s.text(); }
+}  // namespace spanscope
+
 using namespace spanscope;
 
 namespace {

@@ -26,6 +26,8 @@ std::string caseName(const Case& c) {
            std::to_string(c.T) + "_D" + std::to_string(c.D) + "_budget" + std::to_string(c.blockElements);
 }
 
+void PrintTo(const Case& c, std::ostream* os) { *os << caseName(c); }
+
 // Full (H, T, T) probability matrix in fp64, from the naive definition.
 at::Tensor naiveProbabilities(const at::Tensor& q, const at::Tensor& k, const SpanMask& mask, double scale) {
     const int64_t T = q.size(2);
