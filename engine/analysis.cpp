@@ -7,6 +7,9 @@
 #include "engine/errors.h"
 #include "engine/model_impl.h"
 #include "kernels/attention_cpu.h"
+#ifdef SPANSCOPE_HAVE_CUDA
+#include "kernels/ops.h"
+#endif
 
 namespace spanscope {
 namespace {
@@ -96,6 +99,16 @@ AnalysisResult analyze(const Model& model, const std::vector<int32_t>& tokens, c
     so.sinkTokens = options.sinkTokens;
     so.poolSize = options.poolSize;
     so.queryRows = options.queryRows;
+    so.mapQ0 = options.mapQ0;
+    so.mapQ1 = options.mapQ1;
+    so.mapK0 = options.mapK0;
+    so.mapK1 = options.mapK1;
+    r.mapQ0 = options.mapQ0;
+    r.mapQ1 = options.mapQ1 < 0 ? T : options.mapQ1;
+    r.mapK0 = options.mapK0;
+    r.mapK1 = options.mapK1 < 0 ? T : options.mapK1;
+    if (!(0 <= r.mapQ0 && r.mapQ0 < r.mapQ1 && r.mapQ1 <= T && 0 <= r.mapK0 && r.mapK0 < r.mapK1 && r.mapK1 <= T))
+        throw InputError("attention map region is outside the document's " + std::to_string(T) + " tokens");
     const double scale = 1.0 / std::sqrt(static_cast<double>(c.headDim()));
     AttentionFn plain = patternAttention(options.pattern);
     auto layerStart = Clock::now();
@@ -107,9 +120,14 @@ AnalysisResult analyze(const Model& model, const std::vector<int32_t>& tokens, c
         if (!options.withStats) return plain(l, q, k, v);
         if (la.spec.kind == AttentionKind::SparseK)
             throw InputError("layer " + std::to_string(l) + ": sparsek attention is not available in this build yet");
-        auto [out, lse, s] = span_attention_stats_cpu(q, k, v, la.spec.mask(), scale, so);
+        auto [out, lse, s] =
+#ifdef SPANSCOPE_HAVE_CUDA
+            span_attention_cuda_supports(q, k, v) ? span_attention_stats_cuda(q, k, v, la.spec.mask(), scale, so) :
+#endif
+            span_attention_stats_cpu(q, k, v, la.spec.mask(), scale, so);
         summarizeHeads(la, s, T);
-        la.poolSize = s.pooled.size(-1);
+        la.poolRows = s.pooled.size(1);
+        la.poolCols = s.pooled.size(2);
         la.pooled = toVector(s.pooled);
         la.beyondPerToken = toVector(s.beyondPerQuery);
         la.entropyPerToken = toVector(s.entropyPerQuery);

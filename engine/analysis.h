@@ -24,7 +24,8 @@ struct AnalysisOptions {
     bool withStats = true;             // false: loss only (fast path, used by sweeps)
     int64_t beyondSpan = 0;            // 0: the pattern's sparse reach, or 1024 for an all-full pattern
     int64_t sinkTokens = 4;
-    int64_t poolSize = 256;            // P of the pooled maps (≤ 1024; clamped to T)
+    int64_t poolSize = 256;            // P of the pooled maps (≤ 1024; clamped to the region)
+    int64_t mapQ0 = 0, mapQ1 = -1, mapK0 = 0, mapK1 = -1;  // map region (queries x keys); -1: T
     std::vector<int64_t> queryRows;    // exact attention rows wanted for these positions
     std::function<void(int layer, int numLayers)> progress;
     std::function<bool()> cancelled;
@@ -42,8 +43,8 @@ struct LayerAnalysis {
     LayerSpec spec;
     std::vector<HeadStats> heads;     // H (empty without stats)
     HeadStats headMean;               // mean over heads
-    int64_t poolSize = 0;             // P
-    std::vector<float> pooled;        // (H, P, P) row-major
+    int64_t poolRows = 0, poolCols = 0;  // Pq x Pk bins of the map region
+    std::vector<float> pooled;        // (H, Pq, Pk) row-major
     std::vector<float> beyondPerToken;   // (T) head-mean mass beyond span of each query
     std::vector<float> entropyPerToken;  // (T) head-mean entropy of each query
     std::vector<float> rows;          // (R, H, T) exact attention rows for options.queryRows
@@ -56,6 +57,7 @@ struct AnalysisResult {
     int64_t beyondSpan = 0;
     int64_t sinkTokens = 0;
     std::vector<int64_t> queryRows;
+    int64_t mapQ0 = 0, mapQ1 = 0, mapK0 = 0, mapK1 = 0;  // the pooled maps' region, resolved
     int64_t numTokens = 0;
     std::vector<float> tokenLoss;     // (T-1): loss of predicting token t+1 at position t
     double meanLoss = 0;

@@ -70,7 +70,8 @@ nlohmann::json analysisToJson(const AnalysisResult& r, const ModelConfig& config
             j["entropy_per_token"] = la.entropyPerToken;
             if (!r.queryRows.empty()) j["rows"] = la.rows;
             if (s.includeMaps) {
-                j["pool_size"] = la.poolSize;
+                j["pool_rows"] = la.poolRows;
+                j["pool_cols"] = la.poolCols;
                 j["pooled"] = la.pooled;
             }
         }
@@ -86,6 +87,7 @@ nlohmann::json analysisToJson(const AnalysisResult& r, const ModelConfig& config
             {"sink_tokens", r.sinkTokens},
             {"distance_bins", "bin 0: distance 0; bin k: distance in [2^(k-1), 2^k)"},
             {"query_rows", r.queryRows},
+            {"map_region", {{"queries", {r.mapQ0, r.mapQ1}}, {"keys", {r.mapK0, r.mapK1}}}},
             {"tokens", r.numTokens},
             {"mean_loss", number(r.meanLoss)},
             {"perplexity", number(r.perplexity)},

@@ -5,6 +5,9 @@
 
 #include "engine/errors.h"
 #include "kernels/attention_cpu.h"
+#ifdef SPANSCOPE_HAVE_CUDA
+#include "kernels/ops.h"
+#endif
 
 namespace spanscope {
 namespace {
@@ -35,12 +38,23 @@ at::Tensor applyRotary(const at::Tensor& x, const at::Tensor& cos, const at::Ten
 
 }  // namespace
 
+#ifdef SPANSCOPE_HAVE_CUDA
+// Full causal layers: SDPA (cuDNN) is faster than our mma.sync kernel on the H100 (bench/RESULTS.md).
+constexpr bool kOwnKernelForFullLayers = false;
+#endif
+
 AttentionFn patternAttention(const LayerPattern& pattern) {
     return [pattern](int layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
         const LayerSpec& spec = pattern.layers.at(static_cast<size_t>(layer));
         if (spec.kind == AttentionKind::SparseK)
             throw InputError("layer " + std::to_string(layer) + ": sparsek attention is not available in this build yet");
         const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+#ifdef SPANSCOPE_HAVE_CUDA
+        // Our kernel for window/block layers (and full ones: see bench/RESULTS.md for the SDPA race).
+        if (q.is_cuda() && (spec.kind != AttentionKind::Full || kOwnKernelForFullLayers) &&
+            span_attention_cuda_supports(q, k, v))
+            return std::get<0>(span_attention_cuda(q, k, v, spec.mask(), scale));
+#endif
         if (spec.kind == AttentionKind::Full && q.is_cuda())
             return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
         return std::get<0>(span_attention_cpu(q, k, v, spec.mask(), scale));

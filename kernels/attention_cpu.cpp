@@ -45,8 +45,18 @@ struct StatsAccumulator {
     int64_t T, H, P;
     at::Tensor lut, binMass, entropy, distance, beyond, sink, beyondPerQuery, entropyPerQuery, pooled, rows;
 
+    int64_t mapQ0, mapQ1, mapK0, mapK1, Pq, Pk;  // map region and its bins
+
     StatsAccumulator(const AttentionStatsOptions& o, int64_t t, int64_t h, const at::TensorOptions& f)
-        : opt(o), T(t), H(h), P(std::min(o.poolSize, t)) {
+        : opt(o), T(t), H(h), P(o.poolSize) {
+        mapQ0 = o.mapQ0;
+        mapQ1 = o.mapQ1 < 0 ? T : o.mapQ1;
+        mapK0 = o.mapK0;
+        mapK1 = o.mapK1 < 0 ? T : o.mapK1;
+        TORCH_CHECK(0 <= mapQ0 && mapQ0 < mapQ1 && mapQ1 <= T && 0 <= mapK0 && mapK0 < mapK1 && mapK1 <= T,
+                    "attention map region [", mapQ0, ", ", mapQ1, ") x [", mapK0, ", ", mapK1, ") is not inside 0..", T);
+        Pq = std::min(P, mapQ1 - mapQ0);
+        Pk = std::min(P, mapK1 - mapK0);
         std::vector<int64_t> bins(static_cast<size_t>(T));
         for (int64_t d = 0; d < T; ++d) bins[static_cast<size_t>(d)] = distanceBin(d);
         lut = at::tensor(bins, f.dtype(at::kLong).device(at::kCPU)).to(f.device());
@@ -58,13 +68,20 @@ struct StatsAccumulator {
         sink = at::zeros({H}, d64);
         beyondPerQuery = at::zeros({T}, f);
         entropyPerQuery = at::zeros({T}, f);
-        pooled = at::zeros({H, std::max<int64_t>(P, 0), std::max<int64_t>(P, 0)}, f);
+        // One extra "outside the region" bin on each axis, dropped in finish().
+        pooled = at::zeros({H, std::max<int64_t>(Pq, 0) + 1, std::max<int64_t>(Pk, 0) + 1}, f);
         rows = at::zeros({static_cast<int64_t>(opt.queryRows.size()), H, T}, f);
         for (int64_t r : opt.queryRows)
             TORCH_CHECK(r >= 0 && r < T, "attention rows: query position ", r, " is outside 0..", T - 1);
     }
 
     // p, logp: (H, bq, bk) probabilities and log-probabilities of queries [q0,q1) x keys [k0,k1).
+    // Bin of each position in [lo, hi) among n bins; positions outside go to the extra bin n.
+    static at::Tensor regionBins(const at::Tensor& pos, int64_t lo, int64_t hi, int64_t n) {
+        auto bins = at::div((pos - lo) * n, hi - lo, "floor");
+        return at::where((pos >= lo) & (pos < hi), bins, at::full_like(bins, n));
+    }
+
     void add(const at::Tensor& p, const at::Tensor& logp, int64_t q0, int64_t q1, int64_t k0, int64_t k1) {
         auto lopt = p.options().dtype(at::kLong);
         auto i = at::arange(q0, q1, lopt).unsqueeze(1);
@@ -86,10 +103,10 @@ struct StatsAccumulator {
             int64_t end = std::min(k1, opt.sinkTokens);
             sink += p.slice(2, 0, end - k0).sum({1, 2}).to(at::kDouble);
         }
-        if (P > 0) {
-            auto keyBin = at::div(j.squeeze(0) * P, T, "floor");
-            auto queryBin = at::div(i.squeeze(1) * P, T, "floor");
-            auto pk = at::zeros({H, q1 - q0, P}, p.options()).index_add_(2, keyBin, p);
+        if (P > 0 && q1 > mapQ0 && q0 < mapQ1) {
+            auto queryBin = regionBins(i.squeeze(1), mapQ0, mapQ1, Pq);
+            auto keyBin = regionBins(j.squeeze(0), mapK0, mapK1, Pk);
+            auto pk = at::zeros({H, q1 - q0, Pk + 1}, p.options()).index_add_(2, keyBin, p);
             pooled.index_add_(1, queryBin, pk);
         }
         for (size_t r = 0; r < opt.queryRows.size(); ++r) {
@@ -99,10 +116,11 @@ struct StatsAccumulator {
     }
 
     AttentionStats finish() {
+        pooled = pooled.slice(1, 0, std::max<int64_t>(Pq, 0)).slice(2, 0, std::max<int64_t>(Pk, 0));
         if (P > 0) {
-            auto queryBin = at::div(at::arange(T, pooled.options().dtype(at::kLong)) * P, T, "floor");
-            auto counts = at::bincount(queryBin, {}, P).to(pooled.scalar_type()).clamp_min(1);
-            pooled.div_(counts.view({1, P, 1}));
+            auto pos = at::arange(mapQ0, mapQ1, pooled.options().dtype(at::kLong));
+            auto counts = at::bincount(regionBins(pos, mapQ0, mapQ1, Pq), {}, Pq).to(pooled.scalar_type()).clamp_min(1);
+            pooled = pooled.div(counts.view({1, Pq, 1})).contiguous();
         }
         return {binMass, entropy, distance, beyond, sink, beyondPerQuery, entropyPerQuery, pooled, rows};
     }

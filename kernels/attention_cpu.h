@@ -32,7 +32,10 @@ inline int64_t distanceBin(int64_t d) {
 struct AttentionStatsOptions {
     int64_t beyondSpan = 0;            // "mass beyond span": mass at distance >= beyondSpan (0: skip)
     int64_t sinkTokens = 4;            // "sink mass": mass on keys 0..sinkTokens-1
-    int64_t poolSize = 0;              // P of the pooled map (0: no map); clamped to T
+    int64_t poolSize = 0;              // P of the pooled map (0: no map); clamped to the region
+    // Region of the pooled map: queries [mapQ0, mapQ1) x keys [mapK0, mapK1); -1 ends mean T.
+    // Zooming into a small region gives exact token cells (P >= region size).
+    int64_t mapQ0 = 0, mapQ1 = -1, mapK0 = 0, mapK1 = -1;
     std::vector<int64_t> queryRows;    // exact rows wanted for these query positions
     int64_t blockElements = 1 << 23;   // score elements per query block (memory knob)
 };
@@ -46,8 +49,9 @@ struct AttentionStats {
     at::Tensor sinkMass;        // (H) float64: mass on the first sinkTokens keys
     at::Tensor beyondPerQuery;  // (T) float32: head-mean mass beyond span of each query
     at::Tensor entropyPerQuery; // (T) float32: head-mean entropy of each query
-    at::Tensor pooled;          // (H, P, P) float32: row bin × key bin, mean over the bin's queries of
-                                //   the mass its queries put in the key bin (rows sum to 1)
+    at::Tensor pooled;          // (H, Pq, Pk) float32: query bin × key bin of the map region, mean over
+                                //   the bin's queries of the mass they put in the key bin (over the
+                                //   whole key range, rows sum to 1); Pq, Pk = min(P, region size)
     at::Tensor rows;            // (R, H, T) float32: exact attention rows (zero where not attended)
 };
 

@@ -102,6 +102,27 @@ TEST_P(SpanAttentionCpuTest, StatisticsEqualDirectComputationOnTheFullMatrix) {
             << "row " << o.queryRows[r];
 }
 
+TEST_P(SpanAttentionCpuTest, ZoomedMapRegionGivesExactTokenCells) {
+    const Case c = GetParam();
+    if (c.T < 8) GTEST_SKIP() << "region needs a few tokens";
+    at::manual_seed(static_cast<uint64_t>(std::random_device{}()));
+    const int64_t H = 2, T = c.T;
+    auto q = at::randn({1, H, T, c.D}), k = at::randn({1, H, T, c.D}), v = at::randn({1, H, T, c.D});
+    const double scale = 1.0 / std::sqrt(static_cast<double>(c.D));
+    AttentionStatsOptions o;
+    o.poolSize = 1024;  // more bins than region tokens: one cell per (query, key)
+    o.mapQ0 = T / 4;
+    o.mapQ1 = T / 2 + 3;
+    o.mapK0 = T / 8;
+    o.mapK1 = T / 2;
+    o.blockElements = c.blockElements;
+    auto st = std::get<2>(span_attention_stats_cpu(q, k, v, c.mask, scale, o));
+    auto p = naiveProbabilities(q, k, c.mask, scale);
+    auto want = p.slice(1, o.mapQ0, o.mapQ1).slice(2, o.mapK0, o.mapK1);
+    ASSERT_EQ(st.pooled.sizes(), want.sizes());
+    EXPECT_TRUE(at::allclose(st.pooled.to(at::kDouble), want, 1e-4, 1e-6));
+}
+
 INSTANTIATE_TEST_SUITE_P(
     RaggedLengths, SpanAttentionCpuTest,
     ::testing::Values(Case{1, 8, {MaskKind::Full, 0, false}, 1 << 20}, Case{37, 16, {MaskKind::Full, 0, false}, 64},
