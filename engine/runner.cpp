@@ -1,5 +1,7 @@
 #include "engine/runner.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <atomic>
 #include <functional>
@@ -21,7 +23,9 @@ struct Runner::Job {
     LayerSpec sparse;
 };
 
-Runner::Runner() : m_snapshot(std::make_shared<Snapshot>()) { m_thread = std::thread([this] { run(); }); }
+Runner::Runner(int computeThreads) : m_snapshot(std::make_shared<Snapshot>()), m_computeThreads(computeThreads) {
+    m_thread = std::thread([this] { run(); });
+}
 
 Runner::~Runner() {
     {
@@ -122,6 +126,7 @@ void Runner::publish(const std::function<void(Snapshot&)>& edit) {
 }
 
 void Runner::run() {
+    if (m_computeThreads > 0) at::set_num_threads(m_computeThreads);
     while (true) {
         std::shared_ptr<Job> job;
         {
@@ -163,6 +168,7 @@ void Runner::execute(const Job& job) {
                     s.baseline.reset();
                     s.sweep.reset();
                     s.error.clear();
+                    s.errorFromLoad = false;
                     s.generation = job.generation;
                     s.busy = false;
                     s.task.clear();
@@ -187,6 +193,7 @@ void Runner::execute(const Job& job) {
                     s.baseline.reset();
                     s.sweep.reset();
                     s.error.clear();
+                    s.errorFromLoad = false;
                     s.generation = job.generation;
                     s.busy = false;
                     s.task.clear();
@@ -241,7 +248,7 @@ void Runner::execute(const Job& job) {
                     s.analysis = result;
                     s.analysisGeneration = job.generation;
                     s.lastRequest = job.request;
-                    s.error.clear();
+                    if (!s.errorFromLoad) s.error.clear();
                     s.generation = job.generation;
                     s.task = "all-full baseline";
                 });
@@ -270,8 +277,10 @@ void Runner::execute(const Job& job) {
     } catch (const std::exception& e) {
         std::string msg = e.what();
         msg = msg.substr(0, msg.find('\n'));
+        const bool load = job.kind == Job::Kind::LoadModel || job.kind == Job::Kind::LoadDocument;
         publish([&](Snapshot& s) {
             s.error = msg;
+            s.errorFromLoad = load;
             s.busy = false;
             s.task.clear();
             s.generation = job.generation;

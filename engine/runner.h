@@ -66,7 +66,8 @@ struct Snapshot {
     std::shared_ptr<const std::vector<SweepPoint>> sweep;
     LayerSpec sweepSparse;
     AnalysisRequest lastRequest;             // the request `analysis` answers
-    std::string error;                       // last error, empty when the last job succeeded
+    std::string error;                       // last error; a load error stays until a load succeeds
+    bool errorFromLoad = false;              // error came from opening a model or document
     bool busy = false;
     std::string task;                        // what the worker is doing, e.g. "analysing layer 3/12"
     double progress = 0;                     // 0..1 of the current task
@@ -74,7 +75,9 @@ struct Snapshot {
 
 class Runner {
 public:
-    Runner();
+    // computeThreads > 0 caps LibTorch's CPU threads (a process-wide setting): a GUI leaves a
+    // core for the UI thread.
+    explicit Runner(int computeThreads = 0);
     ~Runner();  // cancels running work and joins the worker
     Runner(const Runner&) = delete;
     Runner& operator=(const Runner&) = delete;
@@ -113,6 +116,7 @@ private:
     bool m_stop = false;
     std::shared_ptr<const Snapshot> m_snapshot;  // accessed with std::atomic_load/store
     std::shared_ptr<Model> m_model;              // worker thread only
+    int m_computeThreads = 0;
     std::thread m_thread;
 };
 

@@ -12,5 +12,8 @@ std::unique_ptr<View> makeDistancesView();
 std::unique_ptr<View> makeCostView();
 std::unique_ptr<View> makeLossView();
 std::unique_ptr<View> makeCompareView();
+std::unique_ptr<View> makeLayersView();
+std::unique_ptr<View> makeAttentionMapView();
+std::unique_ptr<View> makeHelpView();
 
 }  // namespace spanscope

@@ -73,7 +73,8 @@ TEST(Analysis, StatisticsAreConsistentPerLayerKind) {
         double total = 0;
         for (double b : la.headMean.binMass) total += b;
         EXPECT_NEAR(total, 1.0, 1e-5) << la.spec.text();
-        EXPECT_EQ(la.poolSize, 10);
+        EXPECT_EQ(la.poolRows, 10);
+        EXPECT_EQ(la.poolCols, 10);
         EXPECT_EQ(la.pooled.size(), 2u * 10 * 10);
         EXPECT_EQ(la.rows.size(), 3u * 2 * 150);
         EXPECT_EQ(la.beyondPerToken.size(), 150u);
