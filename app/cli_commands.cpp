@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -115,6 +116,8 @@ int runAnalyze(const AnalyzeArgs& a) {
     Progress progress("analyze: layer");
     o.progress = [&](int done, int total) { progress.update(done, total); };
     AnalysisResult r = analyze(*lr.model, lr.tokens, o);
+    std::vector<double> warm;  // the first run pays for allocation and (on CUDA) kernel loading
+    for (int i = 1; i < a.repeat; ++i) warm.push_back(analyze(*lr.model, lr.tokens, o).seconds);
 
     printHeader(lr, a.run);
     std::printf("pattern   %s   (boundary l = %d; mass beyond span measured at distance >= %lld)\n\n",
@@ -134,6 +137,11 @@ int runAnalyze(const AnalyzeArgs& a) {
                 r.cost.relativeCost, 100.0 * r.cost.relativeCost, humanCount(r.cost.flops).c_str(),
                 humanBytes(r.cost.kvCacheBytes).c_str(), humanBytes(r.cost.fullKvCacheBytes).c_str());
     std::printf("time      %.2f s (%.0f tokens/s)\n", r.seconds, static_cast<double>(r.numTokens) / r.seconds);
+    if (!warm.empty()) {
+        std::sort(warm.begin(), warm.end());
+        std::printf("latency   warm runs: min %.1f ms, median %.1f ms over %zu runs (first run %.1f ms)\n",
+                    1e3 * warm.front(), 1e3 * warm[warm.size() / 2], warm.size(), 1e3 * r.seconds);
+    }
     RunSettings s = lr.settings;
     s.includeMaps = a.includeMaps;
     writeJson(a.run.jsonOut, analysisToJson(r, c, s));

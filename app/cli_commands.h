@@ -26,6 +26,7 @@ struct AnalyzeArgs {
     int64_t sinkTokens = 4;
     std::vector<int64_t> rows;
     bool includeMaps = false;
+    int repeat = 1;                   // > 1: time this many runs, report warm latency
 };
 
 struct SweepArgs {

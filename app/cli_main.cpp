@@ -45,6 +45,8 @@ int main(int argc, char** argv) {
     a->add_option("--sink", analyze.sinkTokens, "sink = mass on this many first tokens")->capture_default_str();
     a->add_option("--rows", analyze.rows, "exact attention rows for these query positions")->delimiter(',');
     a->add_flag("--maps", analyze.includeMaps, "include pooled maps in the JSON");
+    a->add_option("--repeat", analyze.repeat, "run the analysis N times and report the warm latency")
+        ->check(CLI::Range(1, 1000));
 
     SweepArgs sweep;
     auto* s = app.add_subcommand("sweep", "perplexity against attention cost for boundary l = 0..L");

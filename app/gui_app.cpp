@@ -413,6 +413,7 @@ void GuiApp::writeState(const std::string& path) const {
                               {"mean_distance", la.headMean.meanDistance}, {"pool_rows", la.poolRows},
                               {"pool_cols", la.poolCols}});
         j["analysis"] = {{"pattern", a.pattern.text()}, {"boundary", a.pattern.boundary()}, {"mean_loss", a.meanLoss},
+                         {"seconds", a.seconds},
                          {"relative_cost", a.cost.relativeCost}, {"query_rows", a.queryRows},
                          {"map_region", {a.mapQ0, a.mapQ1, a.mapK0, a.mapK1}}, {"layers", layers}};
     }

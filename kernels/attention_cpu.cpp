@@ -37,13 +37,17 @@ int64_t queryBlockSize(int64_t batchHeads, int64_t T, const SpanMask& mask, int6
     int64_t reach = mask.kind == MaskKind::Full ? T : std::min<int64_t>(T, mask.span * (mask.prevBlock ? 2 : 1));
     int64_t bq = budget / std::max<int64_t>(1, batchHeads * std::max<int64_t>(reach, 1));
     bq = std::clamp<int64_t>(bq, 16, 1024);
+    // A block of bq queries scores bq + w - 1 keys of which w are attended: keep bq well below w.
+    if (mask.kind == MaskKind::Window) bq = std::min(bq, std::max<int64_t>(32, mask.span / 4));
+    // Block masks: one query block per attention block keeps every tile aligned to the blocks.
+    if (mask.kind == MaskKind::Block && mask.span <= 1024) bq = mask.span;
     return std::min(bq, std::max<int64_t>(T, 1));
 }
 
 struct StatsAccumulator {
     const AttentionStatsOptions& opt;
     int64_t T, H, P;
-    at::Tensor lut, binMass, entropy, distance, beyond, sink, beyondPerQuery, entropyPerQuery, pooled, rows;
+    at::Tensor binMass, entropy, distance, beyond, sink, beyondPerQuery, entropyPerQuery, pooled, rows;
 
     int64_t mapQ0, mapQ1, mapK0, mapK1, Pq, Pk;  // map region and its bins
 
@@ -57,9 +61,6 @@ struct StatsAccumulator {
                     "attention map region [", mapQ0, ", ", mapQ1, ") x [", mapK0, ", ", mapK1, ") is not inside 0..", T);
         Pq = std::min(P, mapQ1 - mapQ0);
         Pk = std::min(P, mapK1 - mapK0);
-        std::vector<int64_t> bins(static_cast<size_t>(T));
-        for (int64_t d = 0; d < T; ++d) bins[static_cast<size_t>(d)] = distanceBin(d);
-        lut = at::tensor(bins, f.dtype(at::kLong).device(at::kCPU)).to(f.device());
         auto d64 = f.dtype(at::kDouble);
         binMass = at::zeros({H, kNumDistanceBins}, d64);
         entropy = at::zeros({H}, d64);
@@ -82,32 +83,50 @@ struct StatsAccumulator {
         return at::where((pos >= lo) & (pos < hi), bins, at::full_like(bins, n));
     }
 
+    // Everything but the entropy comes from one prefix sum along the keys: with
+    // C[h, r, c] = mass of query q0+r on keys k0..k0+c, the mass at distance >= D is
+    // C[.., i - D - k0], a key bin's mass is a difference of two prefixes, and the mean distance
+    // is i - sum_j p_ij j. Prefix sums in fp64, so small bins do not drown in rounding.
     void add(const at::Tensor& p, const at::Tensor& logp, int64_t q0, int64_t q1, int64_t k0, int64_t k1) {
+        const int64_t bq = q1 - q0, bk = k1 - k0;
         auto lopt = p.options().dtype(at::kLong);
-        auto i = at::arange(q0, q1, lopt).unsqueeze(1);
-        auto j = at::arange(k0, k1, lopt).unsqueeze(0);
-        auto dist = (i - j).clamp_min(0);  // (bq, bk); p is 0 where j > i
-        auto bins = lut.index_select(0, dist.flatten()).unsqueeze(0).expand({H, -1});
-        auto flatP = p.reshape({H, -1});
-        binMass += at::zeros({H, kNumDistanceBins}, p.options()).scatter_add_(1, bins, flatP).to(at::kDouble);
-        auto ent = at::where(p > 0, p * logp, at::zeros({}, p.options())).sum(-1).neg();  // (H, bq)
+        auto pd = p.to(at::kDouble);
+        auto prefixSum = pd.cumsum(-1);                           // (H, bq, bk)
+        auto rowsI = at::arange(q0, q1, lopt).unsqueeze(1);      // (bq, 1)
+        // prefix(idx): mass on key columns <= idx, 0 for idx < 0; idx (bq, n) or (1, n).
+        auto prefix = [&](const at::Tensor& idx) {
+            auto full = idx.expand({bq, idx.size(1)});
+            auto gathered = prefixSum.gather(2, full.clamp(0, bk - 1).unsqueeze(0).expand({H, bq, idx.size(1)}));
+            return gathered * (full >= 0).to(at::kDouble).unsqueeze(0);
+        };
+        auto thresholds = at::empty({1, kNumDistanceBins + 1}, lopt);  // D_b, with D_NB past every distance
+        for (int64_t b = 0; b <= kNumDistanceBins; ++b) thresholds[0][b] = b == 0 ? 0 : (int64_t{1} << (b - 1));
+        auto atLeast = prefix(rowsI - thresholds - k0);             // (H, bq, NB+1): mass at distance >= D_b
+        auto bins = atLeast.slice(2, 0, kNumDistanceBins) - atLeast.slice(2, 1, kNumDistanceBins + 1);
+        binMass += bins.sum(1);
+        auto ent = (p * logp.clamp_min(-1e30)).sum(-1).neg();     // (H, bq); masked keys have p = 0
         entropy += ent.sum(-1).to(at::kDouble);
         entropyPerQuery.slice(0, q0, q1).copy_(ent.mean(0));
-        distance += (p * dist.to(p.scalar_type())).sum({1, 2}).to(at::kDouble);
+        auto keyPos = at::arange(k0, k1, p.options().dtype(at::kDouble)).unsqueeze(1);  // (bk, 1)
+        distance += (rowsI.to(at::kDouble).squeeze(1).unsqueeze(0) - at::matmul(pd, keyPos).squeeze(-1)).sum(-1);
         if (opt.beyondSpan > 0) {
-            auto pb = (p * (dist >= opt.beyondSpan).to(p.scalar_type())).sum(-1);  // (H, bq)
-            beyond += pb.sum(-1).to(at::kDouble);
+            auto pb = prefix(rowsI - opt.beyondSpan - k0).squeeze(-1);  // (H, bq)
+            beyond += pb.sum(-1);
             beyondPerQuery.slice(0, q0, q1).copy_(pb.mean(0));
         }
         if (k0 < opt.sinkTokens) {
-            int64_t end = std::min(k1, opt.sinkTokens);
-            sink += p.slice(2, 0, end - k0).sum({1, 2}).to(at::kDouble);
+            auto sinkIdx = at::full({1, 1}, std::min(k1, opt.sinkTokens) - 1 - k0, lopt);
+            sink += prefix(sinkIdx).sum({1, 2});
         }
         if (P > 0 && q1 > mapQ0 && q0 < mapQ1) {
-            auto queryBin = regionBins(i.squeeze(1), mapQ0, mapQ1, Pq);
-            auto keyBin = regionBins(j.squeeze(0), mapK0, mapK1, Pk);
-            auto pk = at::zeros({H, q1 - q0, Pk + 1}, p.options()).index_add_(2, keyBin, p);
-            pooled.index_add_(1, queryBin, pk);
+            // Key bin b covers [start_b, start_{b+1}) with start_b = lo + ceil(b·len/Pk) (as regionBins).
+            const int64_t len = mapK1 - mapK0;
+            auto starts = at::empty({1, Pk + 1}, lopt);
+            for (int64_t b = 0; b <= Pk; ++b) starts[0][b] = mapK0 + (b * len + Pk - 1) / Pk;
+            auto edges = prefix(starts - 1 - k0);                  // (H, bq, Pk+1)
+            auto pk = at::zeros({H, bq, Pk + 1}, p.options());
+            pk.slice(2, 0, Pk).copy_(edges.slice(2, 1, Pk + 1) - edges.slice(2, 0, Pk));
+            pooled.index_add_(1, regionBins(rowsI.squeeze(1), mapQ0, mapQ1, Pq), pk);
         }
         for (size_t r = 0; r < opt.queryRows.size(); ++r) {
             int64_t pos = opt.queryRows[r];

@@ -18,11 +18,26 @@ set -o pipefail
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$PREFIX" \
   -DSPANSCOPE_DEPS_DIR="$ROOT/.devdeps" -DSPANSCOPE_GUI=OFF 2>&1 | tail -5 | tee "$OUT/configure.log" || exit 1
 time cmake --build "$BUILD" -j "$(nproc)" 2>&1 | tail -40 | tee "$OUT/build.log" || exit 1
-(cd "$BUILD" && ctest --output-on-failure -j 4 --timeout 600) 2>&1 | tee "$OUT/ctest.log" | tail -40
+(cd "$BUILD" && ctest --output-on-failure -j 4 --timeout 600 ${CTEST_ARGS:-}) 2>&1 | tee "$OUT/ctest.log" | tail -40
 for stage in "$@"; do
   case "$stage" in
     main)
-      SPANSCOPE_DOC=/usr/share/common-licenses/GPL-3 bash scripts/run_main.sh "$BUILD" --device cuda 2>&1 | tee "$OUT/main_cuda.log" ;;
+      SPANSCOPE_DOC=/usr/share/common-licenses/GPL-3 SPANSCOPE_HEADLESS=1 bash scripts/run_main.sh "$BUILD" --device cuda 2>&1 | tee "$OUT/main_cuda.log" ;;
+    sanitize)
+      # compute-sanitizer (memcheck, then racecheck) over the CUDA kernel tests at small sizes.
+      SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+      FILTER='*SpanAttentionCuda*T100_*:*SpanAttentionCuda*T17_*:*SpanStatsCuda*T100_*:*SpanStatsCuda*T1237_*:SpanAttentionCuda.*'
+      "$SAN" --tool memcheck --error-exitcode 9 "$BUILD/tests/spanscope_engine_tests" --gtest_filter="$FILTER" 2>&1 \
+        | tee "$OUT/sanitizer.log" | grep -E "ERROR SUMMARY|PASSED|FAILED|tests ran" ; echo "memcheck rc=${PIPESTATUS[0]}" | tee -a "$OUT/sanitizer.log"
+      "$SAN" --tool racecheck --error-exitcode 9 "$BUILD/tests/spanscope_engine_tests" --gtest_filter='*SpanAttentionCuda*block100prev_B2_H3_T100_*:*SpanStatsCuda*window100_H3_T1237*' 2>&1 \
+        | tee -a "$OUT/sanitizer.log" | grep -E "RACECHECK SUMMARY|ERROR SUMMARY|PASSED|FAILED" ; echo "racecheck rc=${PIPESTATUS[0]}" | tee -a "$OUT/sanitizer.log" ;;
+    bench|bench-quick)
+      # bench/bench_attention.py against the spanscope_ops shared library built above.
+      extra=(); [ "$stage" = bench-quick ] && extra=(--quick)
+      PYTHONUNBUFFERED=1 python3 bench/bench_attention.py "$BUILD/kernels/libspanscope_ops.so" "${extra[@]}" \
+        --out "$OUT/bench.md" 2>&1 | tee "$OUT/bench.log" | grep -v "^d=" ;;
+    tune)
+      PYTHONUNBUFFERED=1 python3 bench/tune_fwd.py "$BUILD/kernels/libspanscope_ops.so" 2>&1 | tee "$OUT/tune.log" ;;
     *) echo "unknown stage $stage" ;;
   esac
 done

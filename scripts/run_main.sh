@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job: analyse a sample long document with the default model.
-#   scripts/run_main.sh BUILD_DIR [extra analyze options]
+# The main job: open the desktop app on the default model and a sample long document; without a
+# display (or without the GUI build) run the same analysis headless and print the summary.
+#   scripts/run_main.sh BUILD_DIR [extra options]
 # Until a trained model ships (assets/models/), the default model is a randomly initialised one
 # that this script creates once under BUILD_DIR/models/default, with a BPE tokenizer trained by
 # spanscope's own trainer on Debian's licence texts (the GPL-3 sample document is held out).
@@ -21,5 +22,9 @@ if [ ! -f "$MODEL/model.safetensors" ]; then
   "$CLI" init-model --out "$MODEL" --tokenizer "$BUILD/models/tokenizer.json" \
     --layers 12 --hidden 256 --heads 4 --intermediate 768 --context 2048 --seed 1 \
     --pattern "masformer:4,window:512"
+fi
+GUI="$BUILD/app/spanscope"
+if [ -x "$GUI" ] && [ -z "${SPANSCOPE_HEADLESS:-}" ]; then
+  exec "$GUI" --model "$MODEL" --doc "$DOC" "$@"  # falls back to the headless analysis without a display
 fi
 exec "$CLI" analyze --model "$MODEL" --doc "$DOC" --json "$BUILD/main-analysis.json" "$@"

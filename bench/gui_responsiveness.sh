@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# GUI responsiveness on this machine (CPU engine, Xvfb + Mesa): frame times while a long document is
+# loaded and analysed with every view open, and the time from a boundary change to the updated
+# analysis on a ~2k-token document. Prints a summary; a benchmark, not a test.
+#   bench/gui_responsiveness.sh BUILD_DIR
+set -euo pipefail
+BUILD=${1:?build dir}
+GUI="$BUILD/app/spanscope"
+MODEL="$BUILD/models/default"
+[ -f "$MODEL/model.safetensors" ] || { echo "run scripts/run_main.sh $BUILD once to create the default model"; exit 1; }
+W=$(mktemp -d /tmp/spanscope-bench-XXXXXX)
+trap 'rm -rf "$W"' EXIT
+L=/usr/share/common-licenses
+# ~32k tokens with the default tokenizer: licence texts, repeated.
+cat $L/GPL-3 $L/GPL-2 $L/Apache-2.0 $L/LGPL-2.1 $L/GFDL-1.3 $L/MPL-2.0 >"$W/long.txt"
+head -c 8500 $L/GPL-3 >"$W/short.txt"
+stats() { python3 - "$1" "$2" <<'PY'
+import csv, sys
+v = sorted(float(r["ms"]) for r in csv.DictReader(open(sys.argv[1])))
+n = len(v)
+print(f"{sys.argv[2]}: {n} frames, median {v[n//2]:.1f} ms, p95 {v[int(n*0.95)]:.1f} ms, p99 {v[int(n*0.99)]:.1f} ms, max {v[-1]:.1f} ms, share <= 33 ms {sum(x <= 33 for x in v)/n:.1%}")
+PY
+}
+cat >"$W/long.script" <<S
+model $MODEL
+doc $W/long.txt
+frames 400
+state $W/long.json
+quit
+S
+xvfb-run -a -s "-screen 0 1600x1000x24" "$GUI" --script "$W/long.script" --settings "$W/s.json" --frame-log "$W/long.csv" >/dev/null
+python3 -c "import json; j=json.load(open('$W/long.json')); print('long document:', j['snapshot']['tokens'], 'tokens, analysis running:', j['snapshot']['busy'])"
+stats "$W/long.csv" "frames while a long document is analysed"
+cat >"$W/short.script" <<S
+model $MODEL
+doc $W/short.txt
+wait
+boundary 2
+kind block
+span 256
+wait
+state $W/short1.json
+boundary 6
+wait
+state $W/short2.json
+quit
+S
+xvfb-run -a -s "-screen 0 1600x1000x24" "$GUI" --script "$W/short.script" --settings "$W/s.json" --frame-log "$W/short.csv" >/dev/null
+python3 - "$W" <<'PY'
+import json, sys
+for f in ("short1", "short2"):
+    j = json.load(open(f"{sys.argv[1]}/{f}.json"))
+    print(f"boundary change on {j['snapshot']['tokens']} tokens -> {j['analysis']['pattern']}: analysis {j['analysis']['seconds']:.2f} s (+0.12 s debounce)")
+PY
+stats "$W/short.csv" "frames in the short-document session"
