@@ -15,6 +15,7 @@
 #include "engine/bpe_trainer.h"
 #include "engine/document.h"
 #include "engine/errors.h"
+#include "engine/format.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 
@@ -67,33 +68,15 @@ void writeJson(const std::string& path, const nlohmann::json& j) {
     std::printf("wrote %s\n", path.c_str());
 }
 
-std::string humanCount(double v) {
-    const char* units[] = {"", "k", "M", "G", "T", "P"};
-    int u = 0;
-    while (std::fabs(v) >= 1000.0 && u < 5) { v /= 1000.0; ++u; }
-    char buf[32];
-    std::snprintf(buf, sizeof buf, u ? "%.1f%s" : "%.0f%s", v, units[u]);
-    return buf;
-}
-
-std::string humanBytes(double v) {
-    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (v >= 1024.0 && u < 4) { v /= 1024.0; ++u; }
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
-    return buf;
-}
-
 std::string spanText(const LayerSpec& s) { return s.kind == AttentionKind::Full ? "-" : std::to_string(s.span); }
 
 void printHeader(const LoadedRun& lr, const CommonRun& r) {
     const auto& c = lr.model->config();
-    std::printf("document  %s (%s, %zu tokens)\n", r.docPath.c_str(), humanBytes(static_cast<double>(lr.text.size())).c_str(),
+    std::printf("document  %s (%s, %zu tokens)\n", r.docPath.c_str(), formatBytes(static_cast<double>(lr.text.size())).c_str(),
                 lr.tokens.size());
     std::printf("model     %s (%s, %lld layers, %lld heads x %lld, %s parameters) on %s\n", r.modelDir.c_str(),
                 c.modelType.c_str(), static_cast<long long>(c.numLayers), static_cast<long long>(c.numHeads),
-                static_cast<long long>(c.headDim()), humanCount(static_cast<double>(c.parameterCount())).c_str(),
+                static_cast<long long>(c.headDim()), formatCount(static_cast<double>(c.parameterCount())).c_str(),
                 lr.model->device().c_str());
 }
 
@@ -127,15 +110,15 @@ int runAnalyze(const AnalyzeArgs& a) {
         const LayerAnalysis& la = r.layers[l];
         std::printf("%5zu  %-8s %5s  %7s  %6.1f  %6.3f  %9.1f  %7.3f  %5.3f  %5.2fs\n", l,
                     attentionKindName(la.spec.kind), spanText(la.spec).c_str(),
-                    humanCount(static_cast<double>(la.cost.pairs)).c_str(), 100.0 * la.cost.shareOfFull,
+                    formatCount(static_cast<double>(la.cost.pairs)).c_str(), 100.0 * la.cost.shareOfFull,
                     la.headMean.beyondMass, la.headMean.meanDistance, la.headMean.entropy, la.headMean.sinkMass,
                     la.seconds);
     }
     std::printf("\nloss      %.4f nats/token   perplexity %.2f   (beyond position 2048: %.4f)\n", r.meanLoss,
                 r.perplexity, meanLossFrom(r.tokenLoss, 2048));
     std::printf("cost      C = %.4f (%.1f%% of all-full attention)   attention %s FLOP   KV cache %s (all-full %s)\n",
-                r.cost.relativeCost, 100.0 * r.cost.relativeCost, humanCount(r.cost.flops).c_str(),
-                humanBytes(r.cost.kvCacheBytes).c_str(), humanBytes(r.cost.fullKvCacheBytes).c_str());
+                r.cost.relativeCost, 100.0 * r.cost.relativeCost, formatCount(r.cost.flops).c_str(),
+                formatBytes(r.cost.kvCacheBytes).c_str(), formatBytes(r.cost.fullKvCacheBytes).c_str());
     std::printf("time      %.2f s (%.0f tokens/s)\n", r.seconds, static_cast<double>(r.numTokens) / r.seconds);
     if (!warm.empty()) {
         std::sort(warm.begin(), warm.end());
@@ -176,12 +159,12 @@ int runCost(const CostArgs& a) {
     for (size_t l = 0; l < s.layers.size(); ++l) {
         const LayerCost& lc = s.layers[l];
         std::printf("%5zu  %-14s %7s  %8s  %8s  %9s  %5.1f%%\n", l, p.layers[l].text().c_str(),
-                    humanCount(static_cast<double>(lc.pairs)).c_str(), humanCount(lc.flops).c_str(),
-                    humanBytes(lc.bytes).c_str(), humanBytes(lc.kvCacheBytes).c_str(), 100.0 * lc.shareOfFull);
+                    formatCount(static_cast<double>(lc.pairs)).c_str(), formatCount(lc.flops).c_str(),
+                    formatBytes(lc.bytes).c_str(), formatBytes(lc.kvCacheBytes).c_str(), 100.0 * lc.shareOfFull);
     }
     std::printf("\ntotal  pairs %s   FLOP %s (all-full %s)   KV cache %s (all-full %s)\n",
-                humanCount(static_cast<double>(s.pairs)).c_str(), humanCount(s.flops).c_str(),
-                humanCount(s.fullFlops).c_str(), humanBytes(s.kvCacheBytes).c_str(), humanBytes(s.fullKvCacheBytes).c_str());
+                formatCount(static_cast<double>(s.pairs)).c_str(), formatCount(s.flops).c_str(),
+                formatCount(s.fullFlops).c_str(), formatBytes(s.kvCacheBytes).c_str(), formatBytes(s.fullKvCacheBytes).c_str());
     std::printf("C = %.4f (%.1f%% of all-full attention)", s.relativeCost, 100.0 * s.relativeCost);
     if (a.pattern.empty())
         std::printf("; paper's closed form l/L + (1-l/L)*span/n = %.4f",
@@ -217,7 +200,7 @@ int runInitModel(const InitModelArgs& a) {
     model->save(a.out);
     std::printf("wrote %s: random model, %lld layers, %lld heads x %lld, %s parameters, vocab %lld (seed %llu)\n",
                 a.out.c_str(), static_cast<long long>(c.numLayers), static_cast<long long>(c.numHeads),
-                static_cast<long long>(c.headDim()), humanCount(static_cast<double>(c.parameterCount())).c_str(),
+                static_cast<long long>(c.headDim()), formatCount(static_cast<double>(c.parameterCount())).c_str(),
                 static_cast<long long>(c.vocabSize), static_cast<unsigned long long>(a.seed));
     return 0;
 }

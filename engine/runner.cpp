@@ -54,52 +54,46 @@ bool Runner::idle() const {
     return m_queue.empty() && !m_running;
 }
 
+uint64_t Runner::enqueue(const std::shared_ptr<Job>& job) {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    job->generation = ++m_generation;
+    if (job->kind == Job::Kind::Analyze || job->kind == Job::Kind::Sweep) {
+        // Newest wins: drop queued analyses and sweeps; the running one sees superseded() and stops.
+        m_newestAnalysis = job->generation;
+        dropQueuedAnalyses();
+    }
+    m_queue.push_back(job);
+    m_wake.notify_one();
+    return job->generation;
+}
+
 uint64_t Runner::loadModel(const std::string& dir, const std::string& device) {
     auto job = std::make_shared<Job>();
     job->kind = Job::Kind::LoadModel;
     job->path = dir;
     job->device = device;
-    std::lock_guard<std::mutex> lock(m_mutex);
-    job->generation = ++m_generation;
-    m_queue.push_back(job);
-    m_wake.notify_one();
-    return job->generation;
+    return enqueue(job);
 }
 
 uint64_t Runner::loadDocument(const std::string& path) {
     auto job = std::make_shared<Job>();
     job->kind = Job::Kind::LoadDocument;
     job->path = path;
-    std::lock_guard<std::mutex> lock(m_mutex);
-    job->generation = ++m_generation;
-    m_queue.push_back(job);
-    m_wake.notify_one();
-    return job->generation;
+    return enqueue(job);
 }
 
 uint64_t Runner::analyze(const AnalysisRequest& request) {
     auto job = std::make_shared<Job>();
     job->kind = Job::Kind::Analyze;
     job->request = request;
-    std::lock_guard<std::mutex> lock(m_mutex);
-    job->generation = m_newestAnalysis = ++m_generation;
-    // Newest wins: drop queued analyses and sweeps; the running one sees superseded() and stops.
-    dropQueuedAnalyses();
-    m_queue.push_back(job);
-    m_wake.notify_one();
-    return job->generation;
+    return enqueue(job);
 }
 
 uint64_t Runner::sweep(const LayerSpec& sparse) {
     auto job = std::make_shared<Job>();
     job->kind = Job::Kind::Sweep;
     job->sparse = sparse;
-    std::lock_guard<std::mutex> lock(m_mutex);
-    job->generation = m_newestAnalysis = ++m_generation;
-    dropQueuedAnalyses();
-    m_queue.push_back(job);
-    m_wake.notify_one();
-    return job->generation;
+    return enqueue(job);
 }
 
 void Runner::dropQueuedAnalyses() {

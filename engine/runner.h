@@ -104,6 +104,7 @@ private:
     void publish(const std::function<void(Snapshot&)>& edit);
     bool superseded(uint64_t generation) const;
     void dropQueuedAnalyses();  // caller holds m_mutex
+    uint64_t enqueue(const std::shared_ptr<Job>& job);
 
     mutable std::mutex m_mutex;
     std::condition_variable m_wake;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/format.h"
 #include "engine/pattern.h"
 #include "engine/runner.h"
 
@@ -83,8 +84,6 @@ protected:
 std::vector<std::unique_ptr<View>> makeViews();
 
 // Shared drawing helpers (view_common.cpp).
-std::string formatCount(double v);
-std::string formatBytes(double v);
 std::string tokenLabel(const DocumentInfo& doc, int64_t token);  // printable text of one token
 
 }  // namespace spanscope

@@ -44,24 +44,6 @@ bool View::requireAnalysis(const ViewContext& ctx) {
     return false;
 }
 
-std::string formatCount(double v) {
-    const char* units[] = {"", "k", "M", "G", "T", "P"};
-    int u = 0;
-    while (std::fabs(v) >= 1000.0 && u < 5) { v /= 1000.0; ++u; }
-    char buf[32];
-    std::snprintf(buf, sizeof buf, u ? "%.2f%s" : "%.0f%s", v, units[u]);
-    return buf;
-}
-
-std::string formatBytes(double v) {
-    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (v >= 1024.0 && u < 4) { v /= 1024.0; ++u; }
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
-    return buf;
-}
-
 std::string tokenLabel(const DocumentInfo& doc, int64_t token) {
     if (token < 0 || token >= static_cast<int64_t>(doc.offsets.size())) return "";
     auto [b, e] = doc.offsets[static_cast<size_t>(token)];

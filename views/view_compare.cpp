@@ -15,6 +15,7 @@
 
 #include "views/colormap.h"
 #include "views/view.h"
+#include "views/plot_util.h"
 #include "views/views_list.h"
 
 namespace spanscope {
@@ -22,35 +23,11 @@ namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kLeftMargin = 44.0f, kRightMargin = 10.0f, kTopMargin = 6.0f, kBottomMargin = 20.0f;
-constexpr ImU32 kAxisColor = IM_COL32(170, 170, 170, 255);
-constexpr ImU32 kGridColor = IM_COL32(255, 255, 255, 28);
-constexpr ImU32 kSelectedColor = IM_COL32(255, 255, 255, 230);
-constexpr ImU32 kContextColor = IM_COL32(230, 90, 90, 220);
 const ImVec4 kCompareText(1.0f, 0.75f, 0.35f, 1.0f);
 const ImVec4 kErrorText(1.0f, 0.45f, 0.4f, 1.0f);
 
-double niceStep(double range, int targetTicks) {
-    const double raw = std::max(range, 1e-9) / std::max(targetTicks, 1);
-    const double mag = std::pow(10.0, std::floor(std::log10(raw)));
-    const double f = raw / mag;
-    return mag * (f < 1.5 ? 1.0 : f < 3.5 ? 2.0 : f < 7.5 ? 5.0 : 10.0);
-}
 
-// Axis label of a token position: 0, 500, 2k, 12.5k, 1.5M.
-std::string tickLabel(double v) {
-    char buf[32];
-    if (v >= 1e6) std::snprintf(buf, sizeof buf, "%gM", v / 1e6);
-    else if (v >= 1e3) std::snprintf(buf, sizeof buf, "%gk", v / 1e3);
-    else std::snprintf(buf, sizeof buf, "%g", v);
-    return buf;
-}
 
-const HeadStats* statsOf(const AnalysisResult& a, size_t layer, int head) {
-    if (layer >= a.layers.size() || a.layers[layer].heads.empty()) return nullptr;
-    const LayerAnalysis& la = a.layers[layer];
-    if (head >= 0 && head < static_cast<int>(la.heads.size())) return &la.heads[static_cast<size_t>(head)];
-    return &la.headMean;
-}
 
 // "current / compare" in one table cell; the compare value in its own colour.
 void pairCell(const char* format, double current, double compare) {
@@ -225,8 +202,8 @@ void CompareView::drawLayers(ViewContext& ctx, const AnalysisResult& current, co
         ImGui::TextDisabled("/");
         ImGui::SameLine(0, 4);
         ImGui::TextColored(kCompareText, "%s", b.spec.text().c_str());
-        const HeadStats* sa = statsOf(current, l, ctx.ui.head);
-        const HeadStats* sb = statsOf(compare, l, ctx.ui.head);
+        const HeadStats* sa = (l < current.layers.size() ? headStatsOf(current.layers[l], ctx.ui.head) : nullptr);
+        const HeadStats* sb = (l < compare.layers.size() ? headStatsOf(compare.layers[l], ctx.ui.head) : nullptr);
         ImGui::TableNextColumn();
         if (sa && sb) pairCell("%.3f", sa->beyondMass, sb->beyondMass);
         ImGui::TableNextColumn();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "views/view.h"
+#include "views/plot_util.h"
 #include "views/views_list.h"
 
 namespace spanscope {
@@ -20,8 +21,6 @@ namespace {
 constexpr float kLeftMargin = 46.0f, kRightMargin = 12.0f, kTopMargin = 10.0f, kBottomMargin = 34.0f;
 constexpr float kHoverRadius = 10.0f;
 constexpr float kMinTickSpacing = 34.0f;
-constexpr ImU32 kAxisColor = IM_COL32(170, 170, 170, 255);
-constexpr ImU32 kGridColor = IM_COL32(255, 255, 255, 28);
 constexpr ImU32 kSpanColor = IM_COL32(250, 220, 90, 220);
 
 // Bin of a query-key distance: 0 for d = 0, floor(log2 d) + 1 otherwise (as the engine bins).
@@ -48,18 +47,7 @@ std::string binLabel(int bin, bool cumulative) {
     return "distance " + distanceLabel(bin) + " to " + distanceLabel(bin + 1) + " (excl.)";
 }
 
-double niceStep(double range, int targetTicks) {
-    const double raw = range / std::max(targetTicks, 1);
-    const double mag = std::pow(10.0, std::floor(std::log10(raw)));
-    const double f = raw / mag;
-    return mag * (f < 1.5 ? 1.0 : f < 3.5 ? 2.0 : f < 7.5 ? 5.0 : 10.0);
-}
 
-const HeadStats* statsOf(const LayerAnalysis& la, int head) {
-    if (la.heads.empty()) return nullptr;
-    if (head >= 0 && head < static_cast<int>(la.heads.size())) return &la.heads[static_cast<size_t>(head)];
-    return &la.headMean;
-}
 
 // Full layers: warm hues; sparse layers: cool hues; shaded by position within the group.
 ImU32 layerColor(const LayerPattern& pattern, int layer, float alpha) {
@@ -172,7 +160,7 @@ void DistancesView::drawPlot(ViewContext& ctx, const AnalysisResult& a, const Im
     std::vector<std::vector<ImVec2>> series(static_cast<size_t>(numLayers));
     float yMax = cumulative ? 1.0f : 0.0f;
     for (int l = 0; l < numLayers; ++l) {
-        const HeadStats* s = statsOf(a.layers[static_cast<size_t>(l)], ui.head);
+        const HeadStats* s = headStatsOf(a.layers[static_cast<size_t>(l)], ui.head);
         if (!s || s->binMass.empty()) continue;
         auto& pts = series[static_cast<size_t>(l)];
         double sum = 0;
@@ -305,7 +293,7 @@ void DistancesView::drawTable(ViewContext& ctx, const AnalysisResult& a, float h
     const bool colored = a.pattern.layers.size() == a.layers.size();
     for (int l = 0; l < static_cast<int>(a.layers.size()); ++l) {
         const LayerAnalysis& la = a.layers[static_cast<size_t>(l)];
-        const HeadStats* s = statsOf(la, ctx.ui.head);
+        const HeadStats* s = headStatsOf(la, ctx.ui.head);
         ImGui::TableNextRow();
         ImGui::TableNextColumn();
         char label[16];

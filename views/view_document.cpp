@@ -15,6 +15,7 @@
 #include "engine/utf8.h"
 #include "views/colormap.h"
 #include "views/view.h"
+#include "views/plot_util.h"
 #include "views/views_list.h"
 
 namespace spanscope {
@@ -29,13 +30,6 @@ const char* const kTintNames[] = {"Loss", "Loss minus all-full", "Attention of t
 constexpr ImU32 kQueryOutline = IM_COL32(255, 255, 255, 255);
 constexpr ImU32 kHoverOutline = IM_COL32(255, 200, 60, 255);
 
-float percentile(std::vector<float> v, double q) {
-    v.erase(std::remove_if(v.begin(), v.end(), [](float x) { return !std::isfinite(x); }), v.end());
-    if (v.empty()) return 0.0f;
-    const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size() - 1)));
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-    return v[k];
-}
 
 // Loss of token t (predicting it from the tokens before it); the first token has none.
 float lossOfToken(const std::vector<float>& tokenLoss, int64_t t) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "views/view.h"
+#include "views/plot_util.h"
 #include "views/views_list.h"
 
 namespace spanscope {
@@ -21,36 +22,11 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kLeftMargin = 40.0f, kRightMargin = 10.0f, kTopMargin = 6.0f, kBottomMargin = 20.0f;
 constexpr ImU32 kCurrentColor = IM_COL32(90, 170, 255, 255);
 constexpr ImU32 kBaselineColor = IM_COL32(255, 160, 60, 255);
-constexpr ImU32 kAxisColor = IM_COL32(170, 170, 170, 255);
-constexpr ImU32 kGridColor = IM_COL32(255, 255, 255, 28);
-constexpr ImU32 kContextColor = IM_COL32(230, 90, 90, 220);
-constexpr ImU32 kSelectedColor = IM_COL32(255, 255, 255, 230);
 constexpr int kSmoothingWindows[] = {0, 16, 64, 256, 1024};
 const char* const kSmoothingNames[] = {"no smoothing", "mean of 16", "mean of 64", "mean of 256", "mean of 1024"};
 
-double niceStep(double range, int targetTicks) {
-    const double raw = std::max(range, 1e-9) / std::max(targetTicks, 1);
-    const double mag = std::pow(10.0, std::floor(std::log10(raw)));
-    const double f = raw / mag;
-    return mag * (f < 1.5 ? 1.0 : f < 3.5 ? 2.0 : f < 7.5 ? 5.0 : 10.0);
-}
 
-// Axis label of a token position: 0, 500, 2k, 12.5k, 1.5M.
-std::string tickLabel(double v) {
-    char buf[32];
-    if (v >= 1e6) std::snprintf(buf, sizeof buf, "%gM", v / 1e6);
-    else if (v >= 1e3) std::snprintf(buf, sizeof buf, "%gk", v / 1e3);
-    else std::snprintf(buf, sizeof buf, "%g", v);
-    return buf;
-}
 
-float percentile(std::vector<float> v, double q) {
-    v.erase(std::remove_if(v.begin(), v.end(), [](float x) { return !std::isfinite(x); }), v.end());
-    if (v.empty()) return 0.0f;
-    const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size() - 1)));
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-    return v[k];
-}
 
 // Centred moving average over `window` values (prefix sums; the window shrinks at the ends).
 std::vector<float> movingAverage(const std::vector<float>& v, int window) {

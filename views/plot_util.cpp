@@ -1,0 +1,38 @@
+#include "views/plot_util.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace spanscope {
+
+double niceStep(double range, int targetTicks) {
+    const double raw = std::max(range, 1e-9) / std::max(targetTicks, 1);
+    const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+    const double f = raw / mag;
+    return mag * (f < 1.5 ? 1.0 : f < 3.5 ? 2.0 : f < 7.5 ? 5.0 : 10.0);
+}
+
+std::string tickLabel(double v) {
+    char buf[32];
+    if (v >= 1e6) std::snprintf(buf, sizeof buf, "%gM", v / 1e6);
+    else if (v >= 1e3) std::snprintf(buf, sizeof buf, "%gk", v / 1e3);
+    else std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
+}
+
+float percentile(std::vector<float> v, double q) {
+    v.erase(std::remove_if(v.begin(), v.end(), [](float x) { return !std::isfinite(x); }), v.end());
+    if (v.empty()) return 0.0f;
+    const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size() - 1)));
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+    return v[k];
+}
+
+const HeadStats* headStatsOf(const LayerAnalysis& la, int head) {
+    if (la.heads.empty()) return nullptr;
+    if (head >= 0 && head < static_cast<int>(la.heads.size())) return &la.heads[static_cast<size_t>(head)];
+    return &la.headMean;
+}
+
+}  // namespace spanscope
