@@ -1,5 +1,7 @@
 #include "views/plot_util.h"
 
+#include "views/view.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -27,6 +29,22 @@ float percentile(std::vector<float> v, double q) {
     const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size() - 1)));
     std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
     return v[k];
+}
+
+bool beginColumnTooltip(bool hovered, const ImVec2& p0, const ImVec2& p1, int columns, int64_t tokens,
+                        const DocumentInfo& doc, ColumnHover& out) {
+    const ImVec2 mouse = ImGui::GetIO().MousePos;
+    if (!hovered || mouse.x < p0.x || mouse.x >= p1.x || columns <= 0 || tokens <= 0) return false;
+    out.column = std::clamp(static_cast<int>(mouse.x - p0.x), 0, columns - 1);
+    out.token = std::clamp<int64_t>(static_cast<int64_t>((mouse.x - p0.x) / (p1.x - p0.x) * static_cast<float>(tokens)), 0,
+                                    tokens - 1);
+    out.first = out.column * tokens / columns;
+    out.end = std::max(out.first + 1, (out.column + 1) * tokens / columns);
+    ImGui::BeginTooltip();
+    if (out.end - out.first == 1)
+        ImGui::Text("token %lld '%s'", static_cast<long long>(out.first), tokenLabel(doc, out.first).c_str());
+    else ImGui::Text("tokens %lld to %lld", static_cast<long long>(out.first), static_cast<long long>(out.end - 1));
+    return true;
 }
 
 const HeadStats* headStatsOf(const LayerAnalysis& la, int head) {

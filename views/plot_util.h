@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/analysis.h"
+#include "engine/runner.h"
 
 namespace spanscope {
 
@@ -21,6 +22,17 @@ double niceStep(double range, int targetTicks);
 std::string tickLabel(double v);
 // q-quantile of the finite values (0 when there are none).
 float percentile(std::vector<float> v, double q);
+// The tokens under the mouse in a plot of `columns` pixel columns over `tokens` tokens, x from
+// left to right. When the mouse is over it, opens a tooltip naming those tokens and returns
+// true; the caller adds its lines and calls ImGui::EndTooltip().
+struct ColumnHover {
+    int column = 0;
+    int64_t first = 0, end = 0;  // tokens [first, end) drawn in the column
+    int64_t token = 0;           // the token exactly under the mouse (a click selects it)
+};
+bool beginColumnTooltip(bool hovered, const ImVec2& p0, const ImVec2& p1, int columns, int64_t tokens,
+                        const DocumentInfo& doc, ColumnHover& out);
+
 // The statistics of one head, or the head mean for head < 0; null without statistics.
 const HeadStats* headStatsOf(const LayerAnalysis& la, int head);
 

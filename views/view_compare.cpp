@@ -307,15 +307,10 @@ void CompareView::drawDifference(ViewContext& ctx, const ImVec2& size) {
     }
     dl->PopClipRect();
 
-    const ImVec2 mouse = ImGui::GetIO().MousePos;
-    if (!hovered || mouse.x < p0.x || mouse.x >= p1.x) return;
-    const int c = std::clamp(static_cast<int>(mouse.x - p0.x), 0, columns - 1);
-    const int64_t token = std::clamp<int64_t>(static_cast<int64_t>((mouse.x - p0.x) / (p1.x - p0.x) * static_cast<float>(tokens)),
-                                              0, tokens - 1);
-    const int64_t first = c * tokens / columns, end = std::max(first + 1, (c + 1) * tokens / columns);
-    ImGui::BeginTooltip();
-    if (end - first == 1) ImGui::Text("token %lld '%s'", static_cast<long long>(first), tokenLabel(*ctx.snap.document, first).c_str());
-    else ImGui::Text("tokens %lld to %lld", static_cast<long long>(first), static_cast<long long>(end - 1));
+    ColumnHover hover;
+    if (!beginColumnTooltip(hovered, p0, p1, columns, tokens, *ctx.snap.document, hover)) return;
+    const int c = hover.column;
+    const int64_t token = hover.token, first = hover.first, end = hover.end;
     const float m = m_diffMean[static_cast<size_t>(c)];
     if (std::isfinite(m)) {
         if (end - first == 1) ImGui::Text("compare - current: %+.4f nats", m);
