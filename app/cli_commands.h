@@ -55,7 +55,23 @@ struct TrainTokenizerArgs {
     int64_t vocabSize = 4096;
 };
 
+// `report`: a figure set (PNG/SVG/PDF + CSV each), manifest.json and index.html in one folder.
+// With `from` (a report's manifest.json), every setting comes from the manifest instead.
+struct ReportArgs {
+    CommonRun run;                    // modelDir, docPath, device, maxTokens (jsonOut unused)
+    std::string pattern;              // empty: the model's trained pattern, else all full
+    bool sweep = false;               // add perplexity against cost over l = 0..L
+    std::string sparse;               // sparse kind of the sweep; empty: the pattern's, else window:512
+    std::vector<int64_t> layers;      // attention maps for these layers; empty: bottom, boundary, top
+    std::string heads = "mean";       // maps of the head mean, or "all": also one per head
+    int64_t poolSize = 256, beyondSpan = 0, sinkTokens = 4;
+    std::string out;
+    std::string from;
+    bool force = false;               // overwrite existing files
+};
+
 int runAnalyze(const AnalyzeArgs& a);
+int runReport(const ReportArgs& a);
 int runSweep(const SweepArgs& a);
 int runCost(const CostArgs& a);
 int runInitModel(const InitModelArgs& a);

@@ -84,6 +84,31 @@ int main(int argc, char** argv) {
     t->add_option("--vocab", tok.vocabSize, "vocabulary size")->capture_default_str();
     t->add_option("inputs", tok.inputs, "UTF-8 text files")->required();
 
+#ifdef SPANSCOPE_HAVE_FIGURES
+    ReportArgs report;
+    auto* r = app.add_subcommand("report", "figures (PNG/SVG/PDF + CSV), manifest.json and index.html of an analysis");
+    r->add_option("--model", report.run.modelDir, "model folder");
+    r->add_option("--doc", report.run.docPath, "document: a UTF-8 text file");
+    r->add_option("--pattern", report.pattern, "layer pattern (default: the model's trained pattern)");
+    r->add_flag("--sweep", report.sweep, "add perplexity against cost over the boundary sweep l = 0..L");
+    r->add_option("--sparse", report.sparse, "sparse kind of the sweep (default: the pattern's, else window:512)");
+    r->add_option("--layers", report.layers, "attention maps for these layers (default: bottom, boundary, top)")
+        ->delimiter(',');
+    r->add_option("--heads", report.heads, "maps of the head mean, or all: also one per head")
+        ->check(CLI::IsMember({"mean", "all"}))->capture_default_str();
+    r->add_option("--pool", report.poolSize, "attention map size P (1..1024)")->capture_default_str();
+    r->add_option("--beyond", report.beyondSpan, "measure mass beyond this distance (default: the sparse span)");
+    r->add_option("--sink", report.sinkTokens, "sink = mass on this many first tokens")->capture_default_str();
+    r->add_option("--device", report.run.device, "cpu, cuda or auto")->capture_default_str();
+    r->add_option("--max-tokens", report.run.maxTokens, "refuse documents longer than this")->capture_default_str();
+    r->add_option("--out", report.out, "folder to write the report into (created if missing)")->required();
+    auto* from = r->add_option("--from", report.from, "regenerate the report a manifest.json describes");
+    for (const char* name : {"--model", "--doc", "--pattern", "--sweep", "--sparse", "--layers", "--heads", "--pool",
+                             "--beyond", "--sink", "--device", "--max-tokens"})
+        from->excludes(r->get_option(name));
+    r->add_flag("--force", report.force, "overwrite existing files");
+#endif
+
     CLI11_PARSE(app, argc, argv);
     analyze.run.commandLine = sweep.run.commandLine = commandLine;
     try {
@@ -92,6 +117,10 @@ int main(int argc, char** argv) {
         if (*c) return runCost(cost);
         if (*i) return runInitModel(init);
         if (*t) return runTrainTokenizer(tok);
+#ifdef SPANSCOPE_HAVE_FIGURES
+        report.run.commandLine = commandLine;
+        if (*r) return runReport(report);
+#endif
     } catch (const spanscope::Error& e) {
         std::fprintf(stderr, "spanscope-cli: error: %s\n", firstLine(e.what()).c_str());
         return 1;
