@@ -1,0 +1,153 @@
+// Device helpers shared by the attention kernels: tensor-core MMA (m16n8k16, fp32 accumulate),
+// ldmatrix, cp.async and the swizzled shared-memory tile layout. sm_80+ instructions (plain sm_90
+// build); no Hopper-only (sm_90a) instructions, so the same code builds for any CUDA target >= 80.
+//
+// Fragment layouts (PTX ISA, "mma.m16n8k16"), lane = threadIdx.x % 32, g = lane / 4, c = lane % 4:
+//   A (16x16, row-major)  a0: (g, 2c..2c+1)  a1: (g+8, 2c..)  a2: (g, 2c+8..)  a3: (g+8, 2c+8..)
+//   B (16x8, "col")       b0: (k=2c..2c+1, n=g)  b1: (k=2c+8.., n=g)
+//   C (16x8, fp32)        c0,c1: (g, 2c..2c+1)   c2,c3: (g+8, 2c..2c+1)
+// Shared-memory tiles are rows of D 2-byte elements; the 16-byte chunk ch of row r is stored at
+// chunk ch ^ (r % 8), so the 8 rows an ldmatrix reads hit 8 different bank groups (no conflicts).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+namespace spanscope::cuda {
+
+// Packs two floats into the 2 x 16-bit register of an A fragment.
+template <typename T> __device__ __forceinline__ uint32_t packPair(float lo, float hi);
+template <> __device__ __forceinline__ uint32_t packPair<__nv_bfloat16>(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+}
+template <> __device__ __forceinline__ uint32_t packPair<__half>(float lo, float hi) {
+    __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+}
+
+// d += a * b (16x8x16), fp32 accumulators.
+template <typename T>
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
+template <>
+__device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <>
+__device__ __forceinline__ void mma16816<__half>(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t smemAddr(const void* p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void ldmatrixX4(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrixX4Trans(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+
+// 16-byte global -> shared copy; reads nothing and writes zeros when !valid.
+__device__ __forceinline__ void cpAsync16(uint32_t dst, const void* src, bool valid) {
+    int bytes = valid ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void cpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cpAsyncWait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+// Element offset of (row, col) in a swizzled tile with D elements per row.
+template <int D> __device__ __forceinline__ int swz(int row, int col) {
+    return row * D + ((((col >> 3) ^ row) & 7) | ((col >> 3) & ~7)) * 8 + (col & 7);
+}
+
+// Loads rows [row0, row0 + ROWS) of a (T, D) matrix with row stride `stride` (elements) into a
+// swizzled tile; rows at or past T become zeros. All NT threads of the block call it.
+template <int ROWS, int D, int NT, typename T>
+__device__ __forceinline__ void loadTile(T* tile, const T* base, int64_t stride, int row0, int rowsValid) {
+    constexpr int kChunks = ROWS * D / 8;
+    static_assert(kChunks % NT == 0, "tile chunks must divide among the threads");
+#pragma unroll
+    for (int it = 0; it < kChunks / NT; ++it) {
+        int idx = it * NT + threadIdx.x;
+        int r = idx / (D / 8), ch = idx % (D / 8);
+        bool valid = row0 + r < rowsValid;
+        const T* src = base + static_cast<int64_t>(valid ? row0 + r : 0) * stride + ch * 8;
+        cpAsync16(smemAddr(tile + swz<D>(r, ch * 8)), src, valid);
+    }
+}
+
+__device__ __forceinline__ float quadMax(float v) {
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+__device__ __forceinline__ float quadSum(float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+__device__ __forceinline__ float warpSum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float fastExp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// One warp's scores for its MT*16 query rows against a BC-key tile: s[mt][nt] is the C fragment
+// of rows mt*16.. and keys nt*8.. . Q comes from registers (qf, when QREGS) or from the swizzled
+// tile sQ (rows wRow.. of the block); K from the swizzled tile sK.
+template <int D, int BC, int MT, bool QREGS, typename T>
+__device__ __forceinline__ void warpScores(float (&s)[MT][BC / 8][4], const uint32_t (&qf)[QREGS ? MT : 1][QREGS ? D / 16 : 1][4],
+                                           const T* sQ, const T* sK, int wRow, int lane) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < BC / 8; ++nt) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+        uint32_t a[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+            if constexpr (QREGS) {
+#pragma unroll
+                for (int x = 0; x < 4; ++x) a[mt][x] = qf[mt][kk][x];
+            } else {
+                ldmatrixX4(a[mt], smemAddr(sQ + swz<D>(wRow + mt * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8)));
+            }
+        }
+#pragma unroll
+        for (int np = 0; np < BC / 16; ++np) {
+            uint32_t b[4];
+            ldmatrixX4(b, smemAddr(sK + swz<D>(np * 16 + (lane >> 4) * 8 + (lane & 7), kk * 16 + ((lane >> 3) & 1) * 8)));
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) {
+                mma16816<T>(s[mt][2 * np], a[mt], b[0], b[1]);
+                mma16816<T>(s[mt][2 * np + 1], a[mt], b[2], b[3]);
+            }
+        }
+    }
+}
+
+template <int D, int MT, typename T>
+__device__ __forceinline__ void loadQFragments(uint32_t (&qf)[MT][D / 16][4], const T* sQ, int wRow, int lane) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk)
+            ldmatrixX4(qf[mt][kk], smemAddr(sQ + swz<D>(wRow + mt * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8)));
+}
+
+}  // namespace spanscope::cuda

@@ -1,0 +1,281 @@
+#include "kernels/ops.h"
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <limits>
+#include <string>
+
+#include "kernels/span_attention.h"
+
+namespace spanscope {
+namespace {
+
+static_assert(cuda::kStatsDistanceBins == kNumDistanceBins, "CUDA and CPU statistics must use the same bins");
+
+#define CHECK_DEVICE(x) TORCH_CHECK((x).is_cuda(), "span attention: " #x " must be a CUDA tensor, got one on ", (x).device())
+#define CHECK_SHAPE(x, ...) \
+    TORCH_CHECK((x).sizes() == at::IntArrayRef({__VA_ARGS__}), "span attention: " #x " must have shape (" #__VA_ARGS__ "), got ", (x).sizes())
+#define CHECK_LAYOUT(x)                                                                                            \
+    TORCH_CHECK((x).stride(-1) == 1 && (x).stride(0) % 8 == 0 && (x).stride(1) % 8 == 0 && (x).stride(2) % 8 == 0 && \
+                    reinterpret_cast<uintptr_t>((x).data_ptr()) % 16 == 0,                                         \
+                "span attention: " #x " must have a contiguous last dimension, 16-byte aligned rows and strides that " \
+                "are multiples of 8 elements (call .contiguous()); got strides ", (x).strides())
+
+cuda::Strides stridesOf(const at::Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2)}; }
+
+void checkAttentionInputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const SpanMask& mask) {
+    TORCH_CHECK(q.dim() == 4, "span attention: q must be (B, H, T, D), got ", q.sizes());
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+    CHECK_SHAPE(k, B, H, T, D);
+    CHECK_SHAPE(v, B, H, T, D);
+    CHECK_DEVICE(q);
+    TORCH_CHECK(k.device() == q.device() && v.device() == q.device(), "span attention: q, k, v must be on one device, got ",
+                q.device(), ", ", k.device(), ", ", v.device());
+    TORCH_CHECK(q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf,
+                "span attention: q must be bfloat16 or float16, got ", q.scalar_type());
+    TORCH_CHECK(k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type(),
+                "span attention: q, k, v must have one dtype, got ", q.scalar_type(), ", ", k.scalar_type(), ", ", v.scalar_type());
+    TORCH_CHECK(D == 64 || D == 128, "span attention: head dim D must be 64 or 128, got ", D);
+    TORCH_CHECK(T < (int64_t{1} << 30) && B * H < 65536, "span attention: T or B*H too large: ", q.sizes());
+    TORCH_CHECK(mask.kind == MaskKind::Full || mask.span > 0, "span attention: window/block span must be positive, got ", mask.span);
+    CHECK_LAYOUT(q);
+    CHECK_LAYOUT(k);
+    CHECK_LAYOUT(v);
+}
+
+SpanMask clampedMask(SpanMask mask, int64_t T) {
+    // Spans beyond int range behave like T (the kernels use 32-bit positions).
+    if (mask.kind != MaskKind::Full) mask.span = std::min<int64_t>(mask.span, T + 1);
+    return mask;
+}
+
+cuda::ElemType elemOf(const at::Tensor& t) {
+    return t.scalar_type() == at::kBFloat16 ? cuda::ElemType::BF16 : cuda::ElemType::FP16;
+}
+
+}  // namespace
+
+bool span_attention_cuda_supports(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+    auto layoutOk = [](const at::Tensor& t) {
+        return t.dim() == 4 && t.stride(-1) == 1 && t.stride(0) % 8 == 0 && t.stride(1) % 8 == 0 && t.stride(2) % 8 == 0 &&
+               reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+    };
+    return q.is_cuda() && q.dim() == 4 && k.sizes() == q.sizes() && v.sizes() == q.sizes() && k.device() == q.device() &&
+           v.device() == q.device() && (q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf) &&
+           k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type() && (q.size(3) == 64 || q.size(3) == 128) &&
+           q.size(2) < (int64_t{1} << 30) && q.size(0) * q.size(1) < 65536 && layoutOk(q) && layoutOk(k) && layoutOk(v);
+}
+
+std::tuple<at::Tensor, at::Tensor> span_attention_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                                       const SpanMask& mask, double scale) {
+    TORCH_CHECK(q.dim() == 4, "span attention: q must be (B, H, T, D), got ", q.sizes());
+    auto out = at::empty(q.sizes(), q.options());
+    auto lse = at::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(at::kFloat));
+    span_attention_cuda_out(q, k, v, mask, scale, out, lse);
+    return {out, lse};
+}
+
+void span_attention_cuda_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const SpanMask& mask,
+                             double scale, at::Tensor& out, at::Tensor& lse) {
+    checkAttentionInputs(q, k, v, mask);
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+    CHECK_SHAPE(out, B, H, T, D);
+    CHECK_SHAPE(lse, B, H, T);
+    TORCH_CHECK(out.scalar_type() == q.scalar_type() && out.device() == q.device(),
+                "span attention: out must be ", q.scalar_type(), " on ", q.device());
+    CHECK_LAYOUT(out);
+    TORCH_CHECK(lse.scalar_type() == at::kFloat && lse.is_contiguous() && lse.device() == q.device(),
+                "span attention: lse must be a contiguous float32 tensor on ", q.device());
+    const c10::cuda::CUDAGuard guard(q.device());
+    cuda::SpanAttentionParams p;
+    p.q = q.data_ptr();
+    p.k = k.data_ptr();
+    p.v = v.data_ptr();
+    p.out = out.data_ptr();
+    p.lse = lse.data_ptr<float>();
+    p.qs = stridesOf(q);
+    p.ks = stridesOf(k);
+    p.vs = stridesOf(v);
+    p.os = stridesOf(out);
+    p.B = static_cast<int32_t>(B);
+    p.H = static_cast<int32_t>(H);
+    p.T = static_cast<int32_t>(T);
+    p.D = static_cast<int32_t>(D);
+    p.scale = static_cast<float>(scale);
+    p.mask = clampedMask(mask, T);
+    p.elem = elemOf(q);
+    cuda::span_attention_fwd_launch(p, at::cuda::getCurrentCUDAStream().stream());
+}
+
+AttentionStats span_attention_stats_from_lse_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& lse,
+                                                  const SpanMask& mask, double scale,
+                                                  const AttentionStatsOptions& options) {
+    checkAttentionInputs(q, k, k, mask);
+    TORCH_CHECK(q.size(0) == 1, "attention statistics: expected one sequence (B = 1), got ", q.sizes());
+    const int64_t H = q.size(1), T = q.size(2);
+    CHECK_SHAPE(lse, 1, H, T);
+    TORCH_CHECK(lse.scalar_type() == at::kFloat && lse.is_contiguous() && lse.device() == q.device(),
+                "attention statistics: lse must be a contiguous float32 tensor on ", q.device());
+    TORCH_CHECK(options.poolSize >= 0 && options.poolSize <= 1024, "attention statistics: pool size must be in 0..1024, got ",
+                options.poolSize);
+    const int64_t mapQ0 = options.mapQ0, mapQ1 = options.mapQ1 < 0 ? T : options.mapQ1;
+    const int64_t mapK0 = options.mapK0, mapK1 = options.mapK1 < 0 ? T : options.mapK1;
+    TORCH_CHECK(0 <= mapQ0 && mapQ0 < mapQ1 && mapQ1 <= T && 0 <= mapK0 && mapK0 < mapK1 && mapK1 <= T,
+                "attention map region [", mapQ0, ", ", mapQ1, ") x [", mapK0, ", ", mapK1, ") is not inside 0..", T);
+    TORCH_CHECK(options.poolSize == 0 || T * options.poolSize < (int64_t{1} << 31),
+                "attention statistics: T * pool size must stay below 2^31, got T = ", T, ", P = ", options.poolSize);
+    const c10::cuda::CUDAGuard guard(q.device());
+    const int64_t Pq = std::min(options.poolSize, mapQ1 - mapQ0), Pk = std::min(options.poolSize, mapK1 - mapK0);
+    auto d64 = q.options().dtype(at::kDouble), f32 = q.options().dtype(at::kFloat);
+    // Two zeroed buffers (fewer launches: the pass is short for sparse layers), viewed as the fields.
+    auto sums = at::zeros({H * (kNumDistanceBins + 4)}, d64);
+    auto floats = at::zeros({2 * T + H * Pq * Pk}, f32);
+    AttentionStats s;
+    s.binMass = sums.narrow(0, 0, H * kNumDistanceBins).view({H, kNumDistanceBins});
+    s.entropy = sums.narrow(0, H * kNumDistanceBins, H);
+    s.distance = sums.narrow(0, H * (kNumDistanceBins + 1), H);
+    s.beyondMass = sums.narrow(0, H * (kNumDistanceBins + 2), H);
+    s.sinkMass = sums.narrow(0, H * (kNumDistanceBins + 3), H);
+    s.beyondPerQuery = floats.narrow(0, 0, T);
+    s.entropyPerQuery = floats.narrow(0, T, T);
+    s.pooled = floats.narrow(0, 2 * T, H * Pq * Pk).view({H, Pq, Pk});
+    cuda::SpanStatsParams p;
+    p.q = q.data_ptr();
+    p.k = k.data_ptr();
+    p.lse = lse.data_ptr<float>();
+    p.qs = stridesOf(q);
+    p.ks = stridesOf(k);
+    p.H = static_cast<int32_t>(H);
+    p.T = static_cast<int32_t>(T);
+    p.D = static_cast<int32_t>(q.size(3));
+    p.scale = static_cast<float>(scale);
+    p.mask = clampedMask(mask, T);
+    p.elem = elemOf(q);
+    p.beyondSpan = static_cast<int32_t>(std::clamp<int64_t>(options.beyondSpan, 0, std::numeric_limits<int32_t>::max()));
+    p.sinkTokens = static_cast<int32_t>(std::clamp<int64_t>(options.sinkTokens, 0, T));
+    p.Pq = static_cast<int32_t>(Pq);
+    p.Pk = static_cast<int32_t>(Pk);
+    p.mapQ0 = static_cast<int32_t>(mapQ0);
+    p.mapQ1 = static_cast<int32_t>(mapQ1);
+    p.mapK0 = static_cast<int32_t>(mapK0);
+    p.mapK1 = static_cast<int32_t>(mapK1);
+    p.binMass = s.binMass.data_ptr<double>();
+    p.entropy = s.entropy.data_ptr<double>();
+    p.distance = s.distance.data_ptr<double>();
+    p.beyondMass = s.beyondMass.data_ptr<double>();
+    p.sinkMass = s.sinkMass.data_ptr<double>();
+    p.beyondPerQuery = s.beyondPerQuery.data_ptr<float>();
+    p.entropyPerQuery = s.entropyPerQuery.data_ptr<float>();
+    p.pooled = s.pooled.data_ptr<float>();
+    // Exact rows: the kernel writes each wanted query's row into the slot of its first request;
+    // repeated positions are copied afterwards.
+    const int64_t R = static_cast<int64_t>(options.queryRows.size());
+    s.rows = at::zeros({R, H, T}, f32);
+    std::vector<int64_t> firstSlot(static_cast<size_t>(R));
+    at::Tensor rowSlot;
+    if (R > 0) {
+        auto slotsCpu = at::full({T}, -1, at::TensorOptions().dtype(at::kInt)).pin_memory();
+        int32_t* slots = slotsCpu.data_ptr<int32_t>();
+        for (int64_t r = 0; r < R; ++r) {
+            const int64_t pos = options.queryRows[static_cast<size_t>(r)];
+            TORCH_CHECK(pos >= 0 && pos < T, "attention rows: query position ", pos, " is outside 0..", T - 1);
+            if (slots[pos] < 0) slots[pos] = static_cast<int32_t>(r);
+            firstSlot[static_cast<size_t>(r)] = slots[pos];
+        }
+        rowSlot = slotsCpu.to(q.device(), /*non_blocking=*/true);
+        p.rowSlot = rowSlot.data_ptr<int32_t>();
+        p.rows = s.rows.data_ptr<float>();
+    }
+    cuda::span_attention_stats_launch(p, at::cuda::getCurrentCUDAStream().stream());
+    for (int64_t r = 0; r < R; ++r)
+        if (firstSlot[static_cast<size_t>(r)] != r) s.rows[r].copy_(s.rows[firstSlot[static_cast<size_t>(r)]]);
+    return s;
+}
+
+std::tuple<at::Tensor, at::Tensor, AttentionStats> span_attention_stats_cuda(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const SpanMask& mask, double scale,
+    const AttentionStatsOptions& options) {
+    TORCH_CHECK(q.dim() == 4 && q.size(0) == 1, "attention statistics: expected one sequence (B = 1), got ", q.sizes());
+    auto [out, lse] = span_attention_cuda(q, k, v, mask, scale);
+    return {out, lse, span_attention_stats_from_lse_cuda(q, k, lse, mask, scale, options)};
+}
+
+// ---- torch operators ----------------------------------------------------------------------------
+namespace {
+
+SpanMask maskFromArgs(c10::string_view kind, int64_t span, bool prevBlock) {
+    SpanMask m;
+    const std::string k(kind.data(), kind.size());
+    if (k == "full") m.kind = MaskKind::Full;
+    else if (k == "window") m.kind = MaskKind::Window;
+    else if (k == "block") m.kind = MaskKind::Block;
+    else TORCH_CHECK(false, "span attention: mask kind must be 'full', 'window' or 'block', got '", k, "'");
+    m.span = span;
+    m.prevBlock = prevBlock;
+    return m;
+}
+
+using StatsTuple = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
+                              at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+StatsTuple packStats(const at::Tensor& out, const at::Tensor& lse, const AttentionStats& s) {
+    return {out, lse, s.binMass, s.entropy, s.distance, s.beyondMass, s.sinkMass, s.beyondPerQuery, s.entropyPerQuery,
+            s.pooled, s.rows};
+}
+
+AttentionStatsOptions statsOptions(int64_t beyondSpan, int64_t sinkTokens, int64_t poolSize, c10::IntArrayRef rows) {
+    AttentionStatsOptions o;
+    o.beyondSpan = beyondSpan;
+    o.sinkTokens = sinkTokens;
+    o.poolSize = poolSize;
+    o.queryRows.assign(rows.begin(), rows.end());
+    return o;
+}
+
+std::tuple<at::Tensor, at::Tensor> opAttentionCuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                                   c10::string_view kind, int64_t span, bool prevBlock, double scale) {
+    return span_attention_cuda(q, k, v, maskFromArgs(kind, span, prevBlock), scale);
+}
+std::tuple<at::Tensor, at::Tensor> opAttentionCpu(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                                  c10::string_view kind, int64_t span, bool prevBlock, double scale) {
+    return span_attention_cpu(q, k, v, maskFromArgs(kind, span, prevBlock), scale);
+}
+StatsTuple opStatsCuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, c10::string_view kind, int64_t span,
+                       bool prevBlock, double scale, int64_t beyondSpan, int64_t sinkTokens, int64_t poolSize,
+                       c10::IntArrayRef rows) {
+    auto [out, lse, s] = span_attention_stats_cuda(q, k, v, maskFromArgs(kind, span, prevBlock), scale,
+                                                   statsOptions(beyondSpan, sinkTokens, poolSize, rows));
+    return packStats(out, lse, s);
+}
+StatsTuple opStatsCpu(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, c10::string_view kind, int64_t span,
+                      bool prevBlock, double scale, int64_t beyondSpan, int64_t sinkTokens, int64_t poolSize,
+                      c10::IntArrayRef rows) {
+    auto [out, lse, s] = span_attention_stats_cpu(q, k, v, maskFromArgs(kind, span, prevBlock), scale,
+                                                  statsOptions(beyondSpan, sinkTokens, poolSize, rows));
+    return packStats(out, lse, s);
+}
+
+}  // namespace
+
+TORCH_LIBRARY(spanscope, m) {
+    m.def("span_attention(Tensor q, Tensor k, Tensor v, str kind, int span, bool prev_block, float scale) -> (Tensor, Tensor)");
+    m.def("span_attention_stats(Tensor q, Tensor k, Tensor v, str kind, int span, bool prev_block, float scale, "
+          "int beyond_span, int sink_tokens, int pool_size, int[] query_rows) -> "
+          "(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(spanscope, CUDA, m) {
+    m.impl("span_attention", &opAttentionCuda);
+    m.impl("span_attention_stats", &opStatsCuda);
+}
+
+TORCH_LIBRARY_IMPL(spanscope, CPU, m) {
+    m.impl("span_attention", &opAttentionCpu);
+    m.impl("span_attention_stats", &opStatsCpu);
+}
+
+}  // namespace spanscope

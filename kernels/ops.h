@@ -1,0 +1,48 @@
+// Span attention on CUDA at the tensor level: validates inputs (TORCH_CHECK: shape, dtype, device,
+// layout), allocates outputs and calls the launchers of kernels/span_attention.h on the current
+// CUDA stream of q's device. Also registered as torch operators (TORCH_LIBRARY(spanscope)):
+//   torch.ops.spanscope.span_attention(q, k, v, kind, span, prev_block, scale) -> (out, lse)
+//   torch.ops.spanscope.span_attention_stats(q, k, v, kind, span, prev_block, scale,
+//       beyond_span, sink_tokens, pool_size, query_rows) -> (out, lse, bin_mass, entropy, distance,
+//       beyond_mass, sink_mass, beyond_per_query, entropy_per_query, pooled, rows)
+// kind is "full", "window" or "block". The CPU dispatch of both operators is the exact reference
+// (attention_cpu.h), so the same call runs on either device.
+//
+// Legend: B batch, H heads, T tokens, D head dim (64 or 128), R requested rows, P pooled-map size.
+// q, k, v: (B, H, T, D) bf16 or fp16 on one CUDA device, last dimension contiguous and the other
+// strides multiples of 8 elements (any .contiguous() tensor qualifies).
+// Only built when nvcc and a CUDA LibTorch are present (SPANSCOPE_HAVE_CUDA).
+#pragma once
+
+#include <tuple>
+
+#include <ATen/core/Tensor.h>
+
+#include "kernels/attention_cpu.h"
+
+namespace spanscope {
+
+// Whether the CUDA kernels accept these inputs (device, dtype, head dim, layout); callers with
+// other inputs use the CPU reference (which runs on any device) or SDPA instead.
+bool span_attention_cuda_supports(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+
+// Returns out (B, H, T, D) in q's dtype and lse (B, H, T) fp32, natural log of the scaled scores.
+std::tuple<at::Tensor, at::Tensor> span_attention_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                                       const SpanMask& mask, double scale);
+
+// Same, writing into given tensors: out (B, H, T, D) in q's dtype with a contiguous last dimension,
+// lse (B, H, T) contiguous fp32, both on q's device (tests poison them first).
+void span_attention_cuda_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const SpanMask& mask,
+                             double scale, at::Tensor& out, at::Tensor& lse);
+
+// Forward plus the statistics pass (B = 1); same results and semantics as span_attention_stats_cpu.
+std::tuple<at::Tensor, at::Tensor, AttentionStats> span_attention_stats_cuda(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const SpanMask& mask, double scale,
+    const AttentionStatsOptions& options);
+
+// The statistics pass alone, from the forward's lse (1, H, T) (e.g. after a forward run elsewhere).
+AttentionStats span_attention_stats_from_lse_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& lse,
+                                                  const SpanMask& mask, double scale,
+                                                  const AttentionStatsOptions& options);
+
+}  // namespace spanscope

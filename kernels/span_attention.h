@@ -1,0 +1,75 @@
+// Span attention on CUDA — plain parameter structs and launchers (no torch types). The torch-level
+// functions that validate inputs and call these live in kernels/ops.h.
+//
+// Legend: B batch, H heads, T tokens, D head dim (64 or 128), P pooled-map size, NB distance bins.
+// q, k, v: (B, H, T, D) in bf16 or fp16, last dimension contiguous, rows 16-byte aligned (strides
+// in elements below). out: (B, H, T, D) same dtype, same strides as given. lse: (B, H, T) fp32,
+// contiguous, natural-log log-sum-exp of the scaled scores (the CPU reference's convention).
+// Launchers enqueue on `stream` and return immediately; they throw std::runtime_error on a launch
+// error. Thread safety: independent calls may run concurrently on different streams.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+#include "kernels/span_mask.h"
+
+namespace spanscope::cuda {
+
+// Distance bins of the statistics (equals kNumDistanceBins of attention_cpu.h; checked in ops.cpp).
+constexpr int kStatsDistanceBins = 24;
+
+enum class ElemType : int32_t { BF16 = 0, FP16 = 1 };
+
+struct Strides {
+    int64_t b = 0, h = 0, t = 0;  // in elements; the D dimension has stride 1
+};
+
+struct SpanAttentionParams {
+    const void* q = nullptr;
+    const void* k = nullptr;
+    const void* v = nullptr;
+    void* out = nullptr;
+    float* lse = nullptr;       // (B, H, T) contiguous
+    Strides qs, ks, vs, os;
+    int32_t B = 0, H = 0, T = 0, D = 0;
+    float scale = 1.0f;
+    SpanMask mask;
+    ElemType elem = ElemType::BF16;
+};
+
+void span_attention_fwd_launch(const SpanAttentionParams& p, cudaStream_t stream);
+
+// Statistics pass (B = 1): recomputes the scores and p = exp(s * scale - lse) tile by tile, and
+// accumulates into zero-initialised outputs (sums over queries, as in AttentionStats):
+struct SpanStatsParams {
+    const void* q = nullptr;
+    const void* k = nullptr;
+    const float* lse = nullptr;  // (H, T) from the forward pass
+    Strides qs, ks;
+    int32_t H = 0, T = 0, D = 0;
+    float scale = 1.0f;
+    SpanMask mask;
+    ElemType elem = ElemType::BF16;
+    int32_t beyondSpan = 0;       // 0: skip beyond-span sums
+    int32_t sinkTokens = 0;
+    // Pooled map over the region queries [mapQ0, mapQ1) x keys [mapK0, mapK1): Pq x Pk bins
+    // (0: none); position x of a region [lo, hi) with n bins is in bin floor((x - lo) * n / (hi - lo)).
+    int32_t Pq = 0, Pk = 0;
+    int32_t mapQ0 = 0, mapQ1 = 0, mapK0 = 0, mapK1 = 0;
+    double* binMass = nullptr;    // (H, NB)
+    double* entropy = nullptr;    // (H)
+    double* distance = nullptr;   // (H)
+    double* beyondMass = nullptr; // (H)
+    double* sinkMass = nullptr;   // (H)
+    float* beyondPerQuery = nullptr;   // (T): sum over heads / H
+    float* entropyPerQuery = nullptr;  // (T): sum over heads / H
+    float* pooled = nullptr;      // (H, Pq, Pk): means over each row bin's queries (added in place)
+    const int32_t* rowSlot = nullptr;  // (T): slot in `rows` of each query whose exact row is wanted, -1 none
+    float* rows = nullptr;        // (R, H, T): exact rows, written where attended (zeros elsewhere)
+};
+
+void span_attention_stats_launch(const SpanStatsParams& p, cudaStream_t stream);
+
+}  // namespace spanscope::cuda
