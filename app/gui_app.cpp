@@ -156,7 +156,7 @@ void GuiApp::dropFiles(const std::vector<std::string>& paths) {
 
 bool GuiApp::settled() const {
     auto s = m_runner.latest();
-    return m_runner.idle() && !s->busy && m_compareRunner.idle() && m_submitted == m_pending;
+    return m_runner.idle() && !s->busy && m_compareRunner.idle() && m_submitted == m_pending && !exporting();
 }
 
 void GuiApp::focusView(const std::string& name) {
@@ -206,6 +206,8 @@ void GuiApp::frame() {
     for (auto& v : m_views) v->draw(ctx, static_cast<float>(w), static_cast<float>(h) - 26.0f);
     drawErrorBanner(snap);
     drawOpenDialog();
+    drawExportDialog();
+    pollExport();
     drawStatusBar(snap);
     submitAnalysis(snap);
     if (m_script) m_script->step(*this);
@@ -258,6 +260,8 @@ void GuiApp::drawMenuBar() {
     if (ImGui::BeginMenu("File")) {
         if (ImGui::MenuItem("Open document...", "Ctrl+O")) m_openDialog = 1;
         if (ImGui::MenuItem("Open model...", "Ctrl+M")) m_openDialog = 2;
+        if (ImGui::MenuItem("Export view figures...", "Ctrl+E", false, m_snap && m_snap->analysis && !exporting()))
+            m_exportDialog = true;
         if (ImGui::BeginMenu("Recent documents", !m_ui.recentDocs.empty())) {
             for (const auto& p : std::vector<std::string>(m_ui.recentDocs))
                 if (ImGui::MenuItem(p.c_str())) openDocument(p);
@@ -354,6 +358,7 @@ void GuiApp::drawStatusBar(const Snapshot& snap) {
         ImGui::SameLine(0, 24);
         ImGui::TextColored(ImVec4(1.0f, 0.45f, 0.4f, 1.0f), "error: %s", snap.error.c_str());
     }
+    drawExportStatus();
     ImGui::SameLine(0, 24);
     ImGui::TextDisabled("%.1f ms/frame", 1000.0f / std::max(1.0f, ImGui::GetIO().Framerate));
     ImGui::End();
@@ -366,6 +371,7 @@ void GuiApp::handleShortcuts(const Snapshot& snap) {
     const int L = snap.model ? static_cast<int>(snap.model->config.numLayers) : 0;
     if (ctrl && ImGui::IsKeyPressed(GLFW_KEY_O)) m_openDialog = 1;
     if (ctrl && ImGui::IsKeyPressed(GLFW_KEY_M)) m_openDialog = 2;
+    if (ctrl && ImGui::IsKeyPressed(GLFW_KEY_E) && snap.analysis && !exporting()) m_exportDialog = true;
     if (ctrl && ImGui::IsKeyPressed(GLFW_KEY_Q)) quit(0);
     if (ctrl) return;
     if (ImGui::IsKeyPressed(GLFW_KEY_F1)) focusView("Help");
@@ -418,6 +424,10 @@ void GuiApp::writeState(const std::string& path) const {
                          {"map_region", {a.mapQ0, a.mapQ1, a.mapK0, a.mapK1}}, {"layers", layers}};
     }
     if (s->sweep) j["sweep_points"] = s->sweep->size();
+    j["exporting"] = exporting();
+    j["export_dir"] = m_exportDir;
+    j["export_files"] = m_exportFiles;
+    j["export_error"] = m_exportError;
     auto c = m_compareRunner.latest();
     if (c->analysis && !m_compareSubmitted.empty()) j["compare_pattern"] = c->analysis->pattern.text();
     writeFileAtomic(path, j.dump(2) + "\n");

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,12 +49,20 @@ public:
     void focusView(const std::string& name);
     void quit(int code) { m_quit = true; m_exitCode = code; }
     void dropFiles(const std::vector<std::string>& paths);
+    // Writes the figures of what the views show (gui_export.cpp) on a background thread from the
+    // latest snapshot; refuses to overwrite existing files unless `force` (the dialog asks).
+    void startExport(const std::string& dir, bool force);
+    bool exporting() const { return m_export.valid(); }
+    void openExportDialog() { m_exportDialog = true; }
 
 private:
     void frame();
     void drawMenuBar();
     void drawStatusBar(const Snapshot& snap);
     void drawOpenDialog();
+    void drawExportDialog();
+    void drawExportStatus();
+    void pollExport();
     void drawErrorBanner(const Snapshot& snap);
     void handleShortcuts(const Snapshot& snap);
     void submitAnalysis(const Snapshot& snap);
@@ -82,6 +91,18 @@ private:
     int m_openDialog = 0;              // 0 none, 1 document, 2 model
     std::string m_dialogPath;
     std::vector<double> m_frameMs;
+
+    struct ExportOutcome {
+        std::string dir;
+        std::vector<std::string> files;
+        std::string error;
+    };
+    std::future<ExportOutcome> m_export;  // running export; works only on snapshot copies
+    bool m_exportDialog = false;          // open the export dialog next frame
+    std::string m_exportPath = "spanscope-figures";
+    size_t m_exportOverwrite = 0;         // > 0: the dialog asks "Overwrite N files?"
+    std::string m_exportDir, m_exportError;
+    std::vector<std::string> m_exportFiles;
     bool m_quit = false;
     int m_exitCode = 0;
 };

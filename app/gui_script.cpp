@@ -76,6 +76,8 @@ void GuiScript::step(GuiApp& app) {
         else if (op == "frames") m_framesToWait = std::stoi(arg);
         else if (op == "screenshot") app.requestScreenshot(arg);
         else if (op == "state") app.writeState(arg);
+        else if (op == "export" || op == "export-force") app.startExport(arg, op == "export-force");
+        else if (op == "export-dialog") app.openExportDialog();
         else if (op == "expect-error") {
             std::string err = app.runner().latest()->error;
             if (err.find(arg) == std::string::npos) fail(app, "expected an error containing '" + arg + "', got '" + err + "'");

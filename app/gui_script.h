@@ -1,12 +1,14 @@
 // Scripted GUI sessions, for tests and benchmarks: one command per line, run one per frame.
 //
 //   model DIR | doc FILE | drop PATH      open (drop: as if dropped on the window)
-//   wait                                  until the engine has done everything asked of it
+//   wait                                  until the engine (and a running export) has done everything asked
 //   boundary N | kind window|block | span N | layer N | head N | token N | tint loss|delta|attention|beyond
 //   zoom X0 X1 Y0 Y1                      attention-map view region as fractions of the document
 //   sweep | compare PATTERN | focus VIEW  actions
 //   frames N                              draw N frames before the next command
 //   screenshot FILE.png | state FILE.json
+//   export DIR | export-force DIR         File > Export view figures (force: overwrite); wait waits for it
+//   export-dialog                         open the export dialog (it stays open: for screenshots)
 //   expect-error TEXT                     fail unless the current error contains TEXT
 //   quit
 // A failing command or a wait longer than the timeout ends the app with exit code 2.

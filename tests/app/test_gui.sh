@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The desktop app under Xvfb, driven by a script: load a model and a document, move the boundary,
-# select a token, zoom the map, switch views, sweep, compare, and drop bad files on the window.
+# select a token, zoom the map, switch views, sweep, compare, export the views' figures (twice: the
+# second, without force, is refused), and drop bad files on the window.
 # Asserts on the app's state and on what the screenshots show. Exit 77 (skipped) without Xvfb.
 set -uo pipefail
 GUI=${SPANSCOPE_GUI:?}
@@ -47,6 +48,16 @@ compare full
 wait
 state $W/s4.json
 screenshot $OUT/gui_sweep_compare.png
+export $W/export
+wait
+state $W/s6.json
+screenshot $OUT/gui_exported.png
+export $W/export
+wait
+state $W/s7.json
+export-force $W/export
+wait
+state $W/s8.json
 drop $W/broken
 wait
 expect-error model.safetensors
@@ -65,6 +76,8 @@ timeout 600 xvfb-run -a -s "-screen 0 1400x900x24" "$GUI" --script "$W/script.tx
   --width 1400 --height 900 --frame-log "$W/frames.csv"
 rc=$?
 [ $rc -eq 0 ] || { echo "FAIL: app exited with $rc"; exit 1; }
+# The exported manifest regenerates the figures from the command line.
+"$CLI" report --from "$W/export/manifest.json" --out "$W/regen" >"$W/regen.txt" 2>&1 || { cat "$W/regen.txt"; echo "FAIL: report --from the GUI export"; exit 1; }
 PYTHONPATH="$SRC/tests/app" python3 - "$W" "$OUT" <<'PY'
 import json, sys
 from png_check import read_png, region_stats
@@ -97,6 +110,49 @@ e = read_png(f"{out}/gui_error.png")
 _, _, ch, rows = e
 red = sum(1 for row in rows[:450] for x in range(0, 1400, 3) if row[x*ch] > 90 and row[x*ch+1] < 50 and row[x*ch+2] < 50)
 check(f"error banner shown ({red} red pixels)", red > 200)
+# Export: every view's figure in every format, valid, with the numbers the app shows.
+import csv, os, subprocess, xml.etree.ElementTree as ET
+x, x2 = json.load(open(f"{w}/s6.json")), json.load(open(f"{w}/s7.json"))
+ex = f"{w}/export"
+layer = x["layer"]
+figs = ["distance_profile", f"attention_map_layer{layer:02d}", "token_loss", "perplexity_vs_cost", "cost_table"]
+check(f"export succeeded ({x['export_error']!r})", x["export_error"] == "" and not x["exporting"])
+check(f"export wrote {len(x['export_files'])} files", len(x["export_files"]) == 4 * len(figs) + 2
+      and all(os.path.getsize(f) > 0 for f in x["export_files"]))
+for f in figs:
+    ok = all(os.path.getsize(f"{ex}/{f}.{e}") > 0 for e in ("png", "svg", "pdf", "csv"))
+    if ok:
+        p = read_png(f"{ex}/{f}.png")
+        ET.parse(f"{ex}/{f}.svg")
+        info = subprocess.run(["pdfinfo", f"{ex}/{f}.pdf"], capture_output=True, text=True)
+        ok = p[0] > 200 and p[1] > 200 and info.returncode == 0 and "Pages:" in info.stdout
+    check(f"export {f}: png decodes, svg parses, pdfinfo opens the pdf", ok)
+m = json.load(open(f"{ex}/manifest.json"))
+check("export manifest names the view state", m["kind"] == "report" and m["source"]["state"]["layer"] == layer
+      and m["source"]["state"]["map_zoomed"] and m["settings"]["layers"] == [layer] and m["settings"]["sweep"])
+rows = list(csv.reader(open(f"{ex}/attention_map_layer{layer:02d}.csv")))
+la = x["analysis"]["layers"][layer]
+q0, q1, k0, k1 = x["analysis"]["map_region"]
+check(f"attention map csv is the zoomed region ({len(rows) - 1} x {len(rows[0]) - 2})",
+      len(rows) - 1 == la["pool_rows"] and len(rows[0]) - 2 == la["pool_cols"] and int(rows[1][0]) == q0
+      and int(rows[-1][1]) == q1 and rows[0][2].startswith(f"keys_{k0}_"))
+loss = list(csv.DictReader(open(f"{ex}/token_loss.csv")))
+mean = sum(float(r["loss_pattern"]) for r in loss) / len(loss)
+check(f"token loss csv: T-1 rows, mean {mean:.5f} = app {x['analysis']['mean_loss']:.5f}, with all-full",
+      len(loss) == x["snapshot"]["tokens"] - 1 and abs(mean - x["analysis"]["mean_loss"]) < 1e-4
+      and loss[0]["loss_all_full"] != "")
+check("sweep csv has L+1 points", len(list(csv.DictReader(open(f"{ex}/perplexity_vs_cost.csv")))) == x["sweep_points"])
+check(f"second export without force is refused ({x2['export_error']!r})",
+      "already exists" in x2["export_error"] and x2["export_files"] == [])
+check("refused export leaves no temporary files", not [f for f in os.listdir(ex) if ".tmp." in f])
+x3 = json.load(open(f"{w}/s8.json"))
+check("export-force overwrites", x3["export_error"] == "" and len(x3["export_files"]) == len(x["export_files"]))
+regen = f"{w}/regen"
+same = [f for f in ("cost_table.csv", "distance_profile.csv") if open(f"{ex}/{f}").read() == open(f"{regen}/{f}").read()]
+check(f"report --from the export regenerates the same cost table and distance profile ({same})", len(same) == 2)
+rl = list(csv.DictReader(open(f"{regen}/token_loss.csv")))
+check("report --from regenerates the token loss", len(rl) == len(loss)
+      and max(abs(float(a["loss_pattern"]) - float(b["loss_pattern"])) for a, b in zip(rl, loss)) < 1e-3)
 frames = [float(l.split(",")[1]) for l in open(f"{w}/frames.csv").read().split()[1:]]
 frames.sort()
 print(f"frames: {len(frames)}, median {frames[len(frames)//2]:.1f} ms, p95 {frames[int(len(frames)*0.95)]:.1f} ms, max {frames[-1]:.1f} ms")
