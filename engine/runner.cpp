@@ -119,6 +119,18 @@ void Runner::publish(const std::function<void(Snapshot&)>& edit) {
     std::atomic_store(&m_snapshot, std::shared_ptr<const Snapshot>(std::move(next)));
 }
 
+// A new model or document: every result derived from the old one is gone, and so is a load error.
+void Runner::finishLoad(Snapshot& s, uint64_t generation) {
+    s.analysis.reset();
+    s.baseline.reset();
+    s.sweep.reset();
+    s.error.clear();
+    s.errorFromLoad = false;
+    s.generation = generation;
+    s.busy = false;
+    s.task.clear();
+}
+
 void Runner::run() {
     if (m_computeThreads > 0) at::set_num_threads(m_computeThreads);
     while (true) {
@@ -158,14 +170,7 @@ void Runner::execute(const Job& job) {
                 publish([&](Snapshot& s) {
                     s.model = info;
                     if (retokenized) s.document = retokenized;
-                    s.analysis.reset();
-                    s.baseline.reset();
-                    s.sweep.reset();
-                    s.error.clear();
-                    s.errorFromLoad = false;
-                    s.generation = job.generation;
-                    s.busy = false;
-                    s.task.clear();
+                    finishLoad(s, job.generation);
                 });
                 break;
             }
@@ -183,14 +188,7 @@ void Runner::execute(const Job& job) {
                 }
                 publish([&](Snapshot& s) {
                     s.document = doc;
-                    s.analysis.reset();
-                    s.baseline.reset();
-                    s.sweep.reset();
-                    s.error.clear();
-                    s.errorFromLoad = false;
-                    s.generation = job.generation;
-                    s.busy = false;
-                    s.task.clear();
+                    finishLoad(s, job.generation);
                 });
                 break;
             }

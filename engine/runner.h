@@ -105,6 +105,7 @@ private:
     bool superseded(uint64_t generation) const;
     void dropQueuedAnalyses();  // caller holds m_mutex
     uint64_t enqueue(const std::shared_ptr<Job>& job);
+    static void finishLoad(Snapshot& s, uint64_t generation);
 
     mutable std::mutex m_mutex;
     std::condition_variable m_wake;
