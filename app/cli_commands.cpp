@@ -1,5 +1,9 @@
 #include "app/cli_commands.h"
 
+#include <climits>
+
+#include "engine/token_data.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -207,8 +211,10 @@ int runInitModel(const InitModelArgs& a) {
 
 int runTrainTokenizer(const TrainTokenizerArgs& a) {
     std::vector<std::string> texts;
-    for (const auto& path : a.inputs) texts.push_back(loadDocument(path));
-    std::vector<std::string_view> views(texts.begin(), texts.end());
+    for (const auto& path : a.inputs) texts.push_back(loadDocument(path, INT64_MAX));
+    std::vector<std::string_view> views;  // corpus files hold many documents, one per <|endoftext|>
+    for (const auto& t : texts)
+        for (auto d : splitDocuments(t)) views.push_back(d);
     BpeTrainerOptions o;
     o.vocabSize = static_cast<int32_t>(a.vocabSize);
     Progress progress("train-tokenizer: %");

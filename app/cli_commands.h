@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+
+#include "engine/train.h"
 #include <string>
 #include <vector>
 
@@ -65,16 +67,38 @@ struct ReportArgs {
     std::vector<int64_t> layers;      // attention maps for these layers; empty: bottom, boundary, top
     std::string heads = "mean";       // maps of the head mean, or "all": also one per head
     int64_t poolSize = 256, beyondSpan = 0, sinkTokens = 4;
+    std::string tint = "loss";        // document figure: loss, delta, attention or beyond
+    int selectLayer = -1;             // layer of the tint, shaded in the layer stack; -1: the lowest sparse layer
+    int selectHead = -1;              // head of the tint and the layer statistics; -1: the head mean
+    int64_t query = -1;               // query token of the attention tint (its exact row is computed)
+    std::vector<int64_t> textWindow;  // FIRST,COUNT tokens of the document figure; empty: around the query
+    std::string compare;              // a second pattern drawn side by side with the first
     std::string out;
     std::string from;
     bool force = false;               // overwrite existing files
 };
 
+// `tokenize`: text files (documents separated by <|endoftext|> lines) -> one .tokens file.
+struct TokenizeArgs {
+    std::string tokenizer, out;
+    std::vector<std::string> inputs;
+    int threads = 0;                  // 0: all cores
+};
+
+// `evaluate`: mean next-token loss of a model on a .tokens file.
+struct EvaluateArgs {
+    std::string modelDir, tokens, pattern, device = "cpu", jsonOut;
+    int64_t context = 2048, maxTokens = 1 << 20;
+};
+
 int runAnalyze(const AnalyzeArgs& a);
+int runTokenize(const TokenizeArgs& a);
+int runEvaluate(const EvaluateArgs& a);
 int runReport(const ReportArgs& a);
 int runSweep(const SweepArgs& a);
 int runCost(const CostArgs& a);
 int runInitModel(const InitModelArgs& a);
 int runTrainTokenizer(const TrainTokenizerArgs& a);
+int runTrain(const TrainOptions& o);
 
 }  // namespace spanscope::cli

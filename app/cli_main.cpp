@@ -84,6 +84,54 @@ int main(int argc, char** argv) {
     t->add_option("--vocab", tok.vocabSize, "vocabulary size")->capture_default_str();
     t->add_option("inputs", tok.inputs, "UTF-8 text files")->required();
 
+    TokenizeArgs tokz;
+    auto* tz = app.add_subcommand("tokenize", "encode corpus text files (documents separated by <|endoftext|> lines) "
+                                              "into a .tokens file for training");
+    tz->add_option("--tokenizer", tokz.tokenizer, "tokenizer.json")->required();
+    tz->add_option("--out", tokz.out, ".tokens file to write")->required();
+    tz->add_option("--threads", tokz.threads, "encoding threads (0: all cores)")->capture_default_str();
+    tz->add_option("inputs", tokz.inputs, "UTF-8 text files")->required();
+
+    spanscope::TrainOptions tr;
+    auto* trn = app.add_subcommand("train", "train a model, or continue training one into another pattern or context");
+    trn->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a later option wins
+    trn->add_option("--train", tr.trainData, "training .tokens file")->required();
+    trn->add_option("--val", tr.valData, "validation .tokens file")->required();
+    trn->add_option("--out", tr.out, "output folder (resumes from its checkpoint when it has one)")->required();
+    trn->add_option("--init", tr.init, "model folder to continue training from");
+    trn->add_option("--tokenizer", tr.tokenizer, "tokenizer.json of a fresh model");
+    trn->add_option("--layers", tr.layers, "fresh model: layers")->capture_default_str();
+    trn->add_option("--hidden", tr.hidden, "fresh model: hidden size")->capture_default_str();
+    trn->add_option("--heads", tr.heads, "fresh model: attention heads")->capture_default_str();
+    trn->add_option("--intermediate", tr.intermediate, "fresh model: MLP size")->capture_default_str();
+    trn->add_option("--pattern", tr.pattern, "layer pattern (default: the init model's, else full)");
+    trn->add_option("--context", tr.context, "tokens per sequence")->capture_default_str();
+    trn->add_option("--batch", tr.batch, "sequences per step")->capture_default_str();
+    trn->add_option("--steps", tr.steps, "optimizer steps")->capture_default_str();
+    trn->add_option("--lr", tr.lr, "peak learning rate")->capture_default_str();
+    trn->add_option("--min-lr-ratio", tr.minLrRatio, "final learning rate / peak")->capture_default_str();
+    trn->add_option("--warmup", tr.warmup, "linear warm-up steps")->capture_default_str();
+    trn->add_option("--weight-decay", tr.weightDecay, "AdamW weight decay (matrices only)")->capture_default_str();
+    trn->add_option("--clip", tr.clip, "gradient clipping: maximum global norm")->capture_default_str();
+    trn->add_option("--eval-every", tr.evalEvery, "evaluate on the validation data every N steps")->capture_default_str();
+    trn->add_option("--eval-batches", tr.evalBatches, "validation batches per evaluation")->capture_default_str();
+    trn->add_option("--checkpoint-every", tr.checkpointEvery, "checkpoint every N steps")->capture_default_str();
+    trn->add_option("--log-every", tr.logEvery, "progress line every N steps")->capture_default_str();
+    trn->add_option("--seed", tr.seed, "initialisation and data order")->capture_default_str();
+    trn->add_option("--device", tr.device, "cpu, cuda or auto")->capture_default_str();
+    trn->add_option("--dtype", tr.dtype, "storage dtype of the finished model")->capture_default_str();
+    trn->add_option("--stop-after", tr.stopAfterSteps, "stop with a checkpoint after N steps of this call");
+
+    EvaluateArgs ev;
+    auto* evc = app.add_subcommand("evaluate", "mean next-token loss of a model on a .tokens file");
+    evc->add_option("--model", ev.modelDir, "model folder")->required();
+    evc->add_option("--tokens", ev.tokens, ".tokens file")->required();
+    evc->add_option("--context", ev.context, "window length")->capture_default_str();
+    evc->add_option("--max-tokens", ev.maxTokens, "evaluate at most this many tokens")->capture_default_str();
+    evc->add_option("--pattern", ev.pattern, "layer pattern (default: the model's trained pattern)");
+    evc->add_option("--device", ev.device, "cpu, cuda or auto")->capture_default_str();
+    evc->add_option("--json", ev.jsonOut, "write the result as JSON");
+
 #ifdef SPANSCOPE_HAVE_FIGURES
     ReportArgs report;
     auto* r = app.add_subcommand("report", "figures (PNG/SVG/PDF + CSV), manifest.json and index.html of an analysis");
@@ -101,10 +149,21 @@ int main(int argc, char** argv) {
     r->add_option("--sink", report.sinkTokens, "sink = mass on this many first tokens")->capture_default_str();
     r->add_option("--device", report.run.device, "cpu, cuda or auto")->capture_default_str();
     r->add_option("--max-tokens", report.run.maxTokens, "refuse documents longer than this")->capture_default_str();
+    r->add_option("--tint", report.tint, "document figure: tint tokens by loss, delta (minus all-full), attention "
+                                         "(of --query) or beyond (mass beyond the span)")
+        ->check(CLI::IsMember({"loss", "delta", "attention", "beyond"}))->capture_default_str();
+    r->add_option("--select-layer", report.selectLayer, "layer of the tint, shaded in the layer stack "
+                                                        "(default: the lowest sparse layer)");
+    r->add_option("--select-head", report.selectHead, "head of the tint and the layer statistics (default -1: mean)");
+    r->add_option("--query", report.query, "query token of the attention tint");
+    r->add_option("--text-window", report.textWindow, "FIRST,COUNT tokens of the document figure "
+                                                      "(default: 400 around the query)")->delimiter(',')->expected(2);
+    r->add_option("--compare", report.compare, "a second pattern, drawn side by side with --pattern");
     r->add_option("--out", report.out, "folder to write the report into (created if missing)")->required();
     auto* from = r->add_option("--from", report.from, "regenerate the report a manifest.json describes");
     for (const char* name : {"--model", "--doc", "--pattern", "--sweep", "--sparse", "--layers", "--heads", "--pool",
-                             "--beyond", "--sink", "--device", "--max-tokens"})
+                             "--beyond", "--sink", "--device", "--max-tokens", "--tint", "--select-layer", "--select-head",
+                             "--query", "--text-window", "--compare"})
         from->excludes(r->get_option(name));
     r->add_flag("--force", report.force, "overwrite existing files");
 #endif
@@ -117,6 +176,12 @@ int main(int argc, char** argv) {
         if (*c) return runCost(cost);
         if (*i) return runInitModel(init);
         if (*t) return runTrainTokenizer(tok);
+        if (*tz) return runTokenize(tokz);
+        if (*evc) return runEvaluate(ev);
+        if (*trn) {
+            tr.commandLine = commandLine;
+            return runTrain(tr);
+        }
 #ifdef SPANSCOPE_HAVE_FIGURES
         report.run.commandLine = commandLine;
         if (*r) return runReport(report);

@@ -75,23 +75,23 @@ at::Tensor runLayers(const ModelImpl& m, at::Tensor x, int firstLayer, int lastL
                      const std::function<bool()>& cancelled,
                      const std::function<void(int, const at::Tensor&)>& afterLayer) {
     const auto& c = m.config;
-    const int64_t T = x.size(1), H = c.numHeads, Hkv = c.numKvHeads, D = c.headDim();
+    const int64_t B = x.size(0), T = x.size(1), H = c.numHeads, Hkv = c.numKvHeads, D = c.headDim();
     auto [cos, sin] = rotaryTables(T, D, c.ropeTheta, x.options());
     for (int l = firstLayer; l < lastLayer; ++l) {
         if (cancelled && cancelled()) throw Cancelled();
         const LayerWeights& w = m.layers.at(static_cast<size_t>(l));
         auto h = rmsNorm(x, w.inputNorm, c.normEps);
-        auto q = at::linear(h, w.wq).view({1, T, H, D}).transpose(1, 2);
-        auto k = at::linear(h, w.wk).view({1, T, Hkv, D}).transpose(1, 2);
-        auto v = at::linear(h, w.wv).view({1, T, Hkv, D}).transpose(1, 2);
+        auto q = at::linear(h, w.wq).view({B, T, H, D}).transpose(1, 2);
+        auto k = at::linear(h, w.wk).view({B, T, Hkv, D}).transpose(1, 2);
+        auto v = at::linear(h, w.wv).view({B, T, Hkv, D}).transpose(1, 2);
         q = applyRotary(q, cos, sin).contiguous();
         k = applyRotary(k, cos, sin);
         if (Hkv != H) {
             k = k.repeat_interleave(H / Hkv, 1);
             v = v.repeat_interleave(H / Hkv, 1);
         }
-        auto a = attention(l, q, k.contiguous(), v.contiguous());  // (1, H, T, D)
-        x = x + at::linear(a.transpose(1, 2).reshape({1, T, H * D}), w.wo);
+        auto a = attention(l, q, k.contiguous(), v.contiguous());  // (B, H, T, D)
+        x = x + at::linear(a.transpose(1, 2).reshape({B, T, H * D}), w.wo);
         h = rmsNorm(x, w.postNorm, c.normEps);
         x = x + at::linear(at::silu(at::linear(h, w.wGate)) * at::linear(h, w.wUp), w.wDown);
         if (afterLayer) afterLayer(l, x);

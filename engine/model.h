@@ -29,6 +29,8 @@ public:
     static std::shared_ptr<Model> load(const std::string& dir, const std::string& device = "cpu");
     static std::shared_ptr<Model> createRandom(const ModelConfig& config, uint64_t seed,
                                                const std::string& device = "cpu");
+    // Wraps tensors built by the engine itself (training); the impl must be complete.
+    static std::shared_ptr<Model> fromImpl(std::unique_ptr<ModelImpl> impl);
     ~Model();
 
     // Writes config.json, model.safetensors (weights in config().dtype) and, when the model has

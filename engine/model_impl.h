@@ -42,13 +42,14 @@ struct ModelImpl {
     std::vector<std::pair<std::string, at::Tensor*>> namedParameters();
 };
 
-// Attention of one layer: q, k, v (1, H, T, D) after rotary -> output (1, H, T, D).
+// Attention of one layer: q, k, v (B, H, T, D) after rotary -> output (B, H, T, D); the analysis
+// runs one document (B = 1), training a batch of sequences.
 using AttentionFn = std::function<at::Tensor(int layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v)>;
 
 // The default attention for a pattern: SDPA for full layers on CUDA, blocked span attention otherwise.
 AttentionFn patternAttention(const LayerPattern& pattern);
 
-// Runs layers [firstLayer, lastLayer) on hidden states x (1, T, C) starting at position 0;
+// Runs layers [firstLayer, lastLayer) on hidden states x (B, T, C) starting at position 0;
 // `afterLayer(l, x)` (optional) sees the hidden state after each layer. Throws Cancelled if
 // `cancelled` returns true between layers.
 at::Tensor runLayers(const ModelImpl& m, at::Tensor x, int firstLayer, int lastLayer, const AttentionFn& attention,

@@ -108,6 +108,10 @@ std::string resolveDevice(const std::string& requested) {
 Model::Model(std::unique_ptr<ModelImpl> impl) : m_impl(std::move(impl)) {}
 Model::~Model() = default;
 
+std::shared_ptr<Model> Model::fromImpl(std::unique_ptr<ModelImpl> impl) {
+    return std::shared_ptr<Model>(new Model(std::move(impl)));
+}
+
 const ModelConfig& Model::config() const { return m_impl->config; }
 const std::string& Model::directory() const { return m_impl->directory; }
 std::string Model::device() const { return m_impl->device.str(); }

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# spanscope-cli tokenize / train / evaluate on the CPU with a tiny model: the loss falls, a run
+# cut off (--stop-after, SIGTERM) resumes from the same step to bit-identical weights, and bad
+# training inputs fail with one clear line before any work is done.
+set -uo pipefail
+CLI=${SPANSCOPE_CLI:?}
+W=$(mktemp -d /tmp/spanscope-train-XXXXXX)
+trap 'rm -rf "$W"' EXIT
+L=/usr/share/common-licenses
+fails=0
+passes=0
+check() {  # check NAME CONDITION...
+  local name=$1; shift
+  if "$@"; then echo "ok   $name"; passes=$((passes + 1)); else echo "FAIL $name"; fails=$((fails + 1)); fi
+}
+expect_error() {  # expect_error NAME SUBSTRING CMD...: non-zero exit, one stderr line naming SUBSTRING
+  local name=$1 want=$2; shift 2
+  "$@" >"$W/out" 2>"$W/err"; local rc=$?
+  local lines; lines=$(grep -c . "$W/err")
+  if [ "$rc" -ne 0 ] && [ "$lines" -eq 1 ] && grep -q -- "$want" "$W/err"; then
+    echo "ok   $name: $(cat "$W/err")"; passes=$((passes + 1))
+  else
+    echo "FAIL $name (rc=$rc, $lines stderr lines, wanted '$want'):"; cat "$W/err"; fails=$((fails + 1))
+  fi
+}
+
+# A corpus in the builder's format: documents separated by <|endoftext|> lines.
+{ cat $L/GPL-2; echo '<|endoftext|>'; cat $L/Apache-2.0; echo '<|endoftext|>'; cat $L/LGPL-2.1; } >"$W/train.txt"
+cat $L/MPL-2.0 >"$W/val.txt"
+"$CLI" train-tokenizer --vocab 400 --out "$W/tok.json" "$W/train.txt" >"$W/log" 2>&1 || { cat "$W/log"; exit 1; }
+"$CLI" tokenize --tokenizer "$W/tok.json" --out "$W/train.tokens" "$W/train.txt" >"$W/tok.out" 2>&1
+check "tokenize exits 0" test $? -eq 0
+check "tokenize counts 3 documents" grep -q "3 documents" "$W/tok.out"
+"$CLI" tokenize --tokenizer "$W/tok.json" --out "$W/val.tokens" "$W/val.txt" >>"$W/tok.out" 2>&1
+check "token file decodes to the corpus" python3 - "$W/train.tokens" "$W/tok.json" "$W/train.txt" <<'PY'
+import json, struct, sys
+data = open(sys.argv[1], "rb").read()
+assert data[:8] == b"SPTOKENS"
+version, vocab, eot, docs, n = struct.unpack("<IIIIQ", data[8:32])
+ids = struct.unpack("<%dH" % n, data[32:])
+assert len(data) == 32 + 2 * n and docs == 3 and ids.count(eot) == 3 and ids[-1] == eot
+tok = json.load(open(sys.argv[2]))
+# byte-level decoding of the GPT-2 alphabet
+bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+cs = bs[:] + [256 + i for i in range(256) if i not in bs]
+bs = bs + [i for i in range(256) if i not in bs]
+byte_of = {chr(c): b for b, c in zip(bs, cs)}
+inv = {v: k for k, v in tok["model"]["vocab"].items()}
+docs = [b""]
+for i in ids:
+    if i == eot:
+        docs.append(b"")
+    else:
+        docs[-1] += bytes(byte_of[ch] for ch in inv[i])
+want = [d.strip("\n") for d in open(sys.argv[3], encoding="utf-8").read().split("<|endoftext|>")]
+got = [d.decode("utf-8").strip("\n") for d in docs[:-1]]
+assert got == want, "decoded documents differ"
+PY
+
+COMMON=(--train "$W/train.tokens" --val "$W/val.tokens" --tokenizer "$W/tok.json" --layers 2 --hidden 64 --heads 2
+        --intermediate 128 --context 64 --batch 8 --steps 60 --lr 3e-3 --warmup 5 --eval-every 20 --log-every 10
+        --checkpoint-every 25 --pattern "full,window:16" --device cpu)
+"$CLI" train "${COMMON[@]}" --out "$W/a" >"$W/a.out" 2>"$W/a.err"
+check "train exits 0" test $? -eq 0
+check "progress lines show loss, tokens/s and time left" grep -qE '^\[train\] step 10/60  loss [0-9.]+  lr .* tok/s  left ' "$W/a.err"
+check "model folder and record written" test -f "$W/a/model.safetensors" -a -f "$W/a/config.json" -a -f "$W/a/tokenizer.json" -a -f "$W/a/training.json"
+check "record is complete and the loss fell" python3 - "$W/a/training.json" "$W/a/config.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); c = json.load(open(sys.argv[2]))
+l = r["losses"]
+assert len(l) == 60 and r["steps"] == 60 and r["tokens"] == 60 * 8 * 64
+first, last = sum(l[:5]) / 5, sum(l[-5:]) / 5
+print(f"    loss {first:.3f} -> {last:.3f}, val {r['evals'][0]['val_loss']:.3f} -> {r['final_val_loss']:.3f}")
+assert last < first - 0.8, (first, last)
+assert r["evals"][-1]["val_loss"] < r["evals"][0]["val_loss"]
+assert len(r["data"]["train"]["hash"]) == 16 and r["data"]["train"]["documents"] == 3
+assert "train --train" in r["runs"][0]["command"]
+assert c["attention_pattern"] in ("full,window:16", "full*1,window:16*1") and c["max_position_embeddings"] == 64
+PY
+"$CLI" evaluate --model "$W/a" --tokens "$W/val.tokens" --context 64 --json "$W/eval.json" >"$W/eval.out" 2>&1
+check "evaluate reports a loss near the training's validation loss" python3 - "$W/eval.json" "$W/a/training.json" <<'PY'
+import json, sys
+e = json.load(open(sys.argv[1])); r = json.load(open(sys.argv[2]))
+print(f"    evaluate {e['loss']:.3f}, training val {r['final_val_loss']:.3f}")
+assert abs(e["loss"] - r["final_val_loss"]) < 0.3
+PY
+
+# Cut off after 33 steps, then resumed: the same steps, the same losses, the same weights.
+"$CLI" train "${COMMON[@]}" --out "$W/b" --stop-after 33 >"$W/b.out" 2>&1
+check "a stopped run leaves a checkpoint and no model" test -f "$W/b/checkpoint/state.json" -a ! -f "$W/b/model.safetensors"
+"$CLI" train "${COMMON[@]}" --out "$W/b" >"$W/b2.out" 2>"$W/b2.err"
+check "resume says so" grep -q "resumed from the checkpoint" "$W/b2.err"
+check "resumed run continues from step 33" python3 - "$W/b/training.json" "$W/a/training.json" <<'PY'
+import json, sys
+b = json.load(open(sys.argv[1])); a = json.load(open(sys.argv[2]))
+assert [r["from_step"] for r in b["runs"]] == [0, 33]
+assert b["losses"] == a["losses"], "losses differ from the uninterrupted run"
+PY
+check "resumed weights are identical to the uninterrupted run" cmp -s "$W/a/model.safetensors" "$W/b/model.safetensors"
+
+# SIGTERM in the middle: checkpoint, exit 130, then resume to the end.
+"$CLI" train "${COMMON[@]}" --steps 400 --checkpoint-every 1000 --out "$W/c" >"$W/c.out" 2>"$W/c.err" &
+pid=$!
+for _ in $(seq 1 300); do grep -q "step 10/" "$W/c.err" && break; sleep 0.1; done
+kill -TERM $pid; wait $pid; rc=$?
+check "SIGTERM stops with exit 130" test $rc -eq 130
+check "SIGTERM leaves a checkpoint" python3 -c "import json,sys; s=json.load(open('$W/c/checkpoint/state.json')); assert 10 <= s['step'] < 400"
+"$CLI" train "${COMMON[@]}" --steps 400 --checkpoint-every 1000 --out "$W/c" --stop-after 5 >/dev/null 2>&1
+check "resume after SIGTERM continues" python3 -c "import json; s=json.load(open('$W/c/checkpoint/state.json')); assert len(s['losses']) == s['step'] and len(s['runs']) == 2"
+
+# Bad inputs: one line naming what is wrong, nothing written.
+expect_error "missing training data" "no-such.tokens" "$CLI" train "${COMMON[@]}" --train "$W/no-such.tokens" --out "$W/e1"
+head -c 1000 "$W/train.tokens" >"$W/trunc.tokens"
+expect_error "truncated token file" "trunc.tokens: header says" "$CLI" train "${COMMON[@]}" --train "$W/trunc.tokens" --out "$W/e2"
+printf 'hello world' >"$W/text.tokens"
+expect_error "a text file as token data" "not a spanscope token file" "$CLI" train "${COMMON[@]}" --val "$W/text.tokens" --out "$W/e3"
+expect_error "pattern does not fit the model" "--pattern" "$CLI" train "${COMMON[@]}" --pattern "full*3" --out "$W/e4"
+"$CLI" train-tokenizer --vocab 300 --out "$W/tok300.json" "$W/train.txt" >/dev/null 2>&1
+expect_error "tokenizer and data disagree" "tok300.json has 300" "$CLI" train "${COMMON[@]}" --tokenizer "$W/tok300.json" --out "$W/e5"
+expect_error "context longer than the data" "fewer than one window" "$CLI" train "${COMMON[@]}" --context 100000 --out "$W/e6"
+touch "$W/afile"
+expect_error "unwritable output" "afile/out" "$CLI" train "${COMMON[@]}" --out "$W/afile/out"
+expect_error "resume with other options" "was made with context" "$CLI" train "${COMMON[@]}" --steps 400 --checkpoint-every 1000 --context 32 --out "$W/c"
+expect_error "a finished model is not overwritten" "already" "$CLI" train "${COMMON[@]}" --seed 2 --out "$W/a"
+check "failed runs wrote nothing" test ! -e "$W/e1" -a ! -e "$W/e2" -a ! -e "$W/e4" -a ! -e "$W/e5" -a ! -e "$W/e6"
+expect_error "continual training needs --init or --tokenizer" "--init" "$CLI" train --train "$W/train.tokens" --val "$W/val.tokens" --out "$W/e7"
+
+# Continual training from the finished model at a longer context into another pattern.
+"$CLI" train --init "$W/a" --train "$W/train.tokens" --val "$W/val.tokens" --out "$W/d" --context 128 --batch 4 \
+  --steps 10 --warmup 2 --lr 1e-3 --pattern "full,block:32" --device cpu --eval-every 10 >"$W/d.out" 2>"$W/d.err"
+check "continual training from a model folder" python3 - "$W/d/training.json" "$W/d/config.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); c = json.load(open(sys.argv[2]))
+assert c["attention_pattern"] in ("full,block:32", "full*1,block:32*1") and c["max_position_embeddings"] == 128
+assert r["options"]["init"].endswith("/a")
+# starting from a trained model: the first loss is far below a random model's ln(400) = 6.0
+print(f"    continual: first loss {r['losses'][0]:.3f}")
+assert r["losses"][0] < 5.5, r["losses"][0]
+PY
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
