@@ -102,7 +102,8 @@ nlohmann::json sweepToJson(const std::vector<SweepPoint>& points, const LayerSpe
     nlohmann::json list = nlohmann::json::array();
     for (const auto& p : points)
         list.push_back({{"boundary", p.boundary}, {"relative_cost", p.relativeCost}, {"mean_loss", number(p.meanLoss)},
-                        {"perplexity", number(p.perplexity)}});
+                        {"perplexity", number(p.perplexity)},
+                        {"mean_loss_beyond_2048", number(meanLossFrom(p.tokenLoss, 2048))}});
     return {{"schema_version", kJsonSchemaVersion}, {"spanscope_version", kSpanscopeVersion}, {"kind", "sweep"},
             {"settings", settingsJson(config, s)},  {"sparse", sparse.text()}, {"tokens", numTokens},
             {"points", list}};
