@@ -18,7 +18,8 @@ WORK=${SPANSCOPE_CORPUS_WORK:-$HOME/.cache/spanscope/corpus-work}
 CORPUS=${SPANSCOPE_CORPUS_OUT:-$HOME/.cache/spanscope/corpus-out}
 VOCAB=${SPANSCOPE_VOCAB:-8192}
 log() { echo "[data] $*" >&2; }
-[ -x "$CLI" ] || { echo "[data] error: $CLI not built (run scripts/setup.sh build first)" >&2; exit 1; }
+# setup.sh installs what is missing (Debian packages incl. groff and perl, torch) and builds.
+[ -x "$CLI" ] || SPANSCOPE_BUILD="$BUILD" bash "$ROOT/scripts/setup.sh" build
 mkdir -p "$DATA"
 
 bash "$ROOT/scripts/corpus/fetch_packages.sh" "$WORK"

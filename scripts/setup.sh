@@ -15,7 +15,8 @@ JOBS=${SPANSCOPE_JOBS:-$(nproc)}
 
 APT_PACKAGES=(build-essential cmake ninja-build ccache git pkg-config python3 python3-venv python3-pip
   libgtest-dev googletest nlohmann-json3-dev libcli11-dev
-  libimgui-dev libglfw3-dev libgl-dev libcairo2-dev fonts-dejavu-core xvfb xauth poppler-utils)
+  libimgui-dev libglfw3-dev libgl-dev libcairo2-dev fonts-dejavu-core xvfb xauth poppler-utils
+  groff-base perl)  # groff-base, perl: the training corpus builder (scripts/build_data.sh)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
