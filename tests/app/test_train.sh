@@ -85,6 +85,20 @@ print(f"    evaluate {e['loss']:.3f}, training val {r['final_val_loss']:.3f}")
 assert abs(e["loss"] - r["final_val_loss"]) < 0.3
 PY
 
+# The training path (SDPA with the pattern's boolean masks) and the analysis path (spanscope's
+# blocked attention) must compute the same loss on the same tokens: one window over a document.
+head -c 3000 $L/MPL-2.0 >"$W/d.txt"
+"$CLI" tokenize --tokenizer "$W/tok.json" --out "$W/d.tokens" "$W/d.txt" >/dev/null 2>&1
+"$CLI" analyze --model "$W/a" --doc "$W/d.txt" --json "$W/d.json" >/dev/null 2>&1
+n=$(python3 -c "import json; print(json.load(open('$W/d.json'))['tokens'])")
+"$CLI" evaluate --model "$W/a" --tokens "$W/d.tokens" --context $((n - 1)) --json "$W/d.eval.json" >/dev/null 2>&1
+check "training and analysis compute the same loss (same masks)" python3 - "$W/d.json" "$W/d.eval.json" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1]))["mean_loss"]; e = json.load(open(sys.argv[2]))["loss"]
+print(f"    analysis {a:.6f}, training evaluation {e:.6f}")
+assert abs(a - e) < 1e-4
+PY
+
 # Cut off after 33 steps, then resumed: the same steps, the same losses, the same weights.
 "$CLI" train "${COMMON[@]}" --out "$W/b" --stop-after 33 >"$W/b.out" 2>&1
 check "a stopped run leaves a checkpoint and no model" test -f "$W/b/checkpoint/state.json" -a ! -f "$W/b/model.safetensors"
