@@ -125,8 +125,9 @@ Inputs loadInputs(const TrainOptions& o) {
     try {
         in.pattern = parsePattern(patternText, static_cast<int>(c.numLayers));
     } catch (const InputError& e) {
-        throw InputError(std::string("--pattern: ") + e.what() + " (the model has " + std::to_string(c.numLayers) +
-                         " layers)");
+        const std::string what = e.what();
+        throw InputError("--pattern: " + what +
+                         (what.find("layers") == std::string::npos ? " (the model has " + std::to_string(c.numLayers) + " layers)" : ""));
     }
     for (const auto& spec : in.pattern.layers)
         if (spec.kind == AttentionKind::SparseK)
