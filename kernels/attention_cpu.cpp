@@ -187,6 +187,37 @@ std::tuple<at::Tensor, at::Tensor, AttentionStats> span_attention_stats_cpu(
     return {out, lse, acc.finish()};
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor> span_attention_backward_cpu(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& out, const at::Tensor& lse,
+    const at::Tensor& dout, const SpanMask& mask, double scale) {
+    checkInputs(q, k, v, mask);
+    TORCH_CHECK(out.sizes() == q.sizes() && dout.sizes() == q.sizes(), "span attention backward: out and dout must be ",
+                q.sizes(), ", got ", out.sizes(), " and ", dout.sizes());
+    TORCH_CHECK(lse.dim() == 3 && lse.size(0) == q.size(0) && lse.size(1) == q.size(1) && lse.size(2) == q.size(2),
+                "span attention backward: lse must be (B, H, T), got ", lse.sizes());
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2);
+    auto qf = q.to(at::kFloat), kf = k.to(at::kFloat), vf = v.to(at::kFloat);
+    auto of = out.to(at::kFloat), dof = dout.to(at::kFloat), lsef = lse.to(at::kFloat);
+    auto dq = at::zeros_like(qf), dk = at::zeros_like(kf), dv = at::zeros_like(vf);
+    // rowsum(dO ∘ O): the softmax backward's per-row term.
+    auto delta = (dof * of).sum(-1);  // (B, H, T)
+    const int64_t bq = queryBlockSize(B * H, T, mask, AttentionStatsOptions{}.blockElements);
+    for (int64_t q0 = 0; q0 < T; q0 += bq) {
+        const int64_t q1 = std::min(T, q0 + bq), k0 = mask.firstKey(q0), k1 = q1;
+        auto allowed = blockMask(mask, q0, q1, k0, k1, qf.options());
+        auto qb = qf.slice(2, q0, q1), kb = kf.slice(2, k0, k1), vb = vf.slice(2, k0, k1);
+        auto dob = dof.slice(2, q0, q1);
+        auto s = at::matmul(qb, kb.transpose(-1, -2)) * scale;                  // (B, H, bq, bk)
+        auto p = at::exp(s - lsef.slice(2, q0, q1).unsqueeze(-1)).masked_fill(allowed.logical_not(), 0.0);
+        dv.slice(2, k0, k1).add_(at::matmul(p.transpose(-1, -2), dob));
+        auto dp = at::matmul(dob, vb.transpose(-1, -2));
+        auto ds = p * (dp - delta.slice(2, q0, q1).unsqueeze(-1));
+        dq.slice(2, q0, q1).add_(at::matmul(ds, kb) * scale);
+        dk.slice(2, k0, k1).add_(at::matmul(ds.transpose(-1, -2), qb) * scale);
+    }
+    return {dq.to(q.scalar_type()), dk.to(k.scalar_type()), dv.to(v.scalar_type())};
+}
+
 std::tuple<at::Tensor, at::Tensor> naive_attention_reference(const at::Tensor& q, const at::Tensor& k,
                                                              const at::Tensor& v, const SpanMask& mask, double scale) {
     checkInputs(q, k, v, mask);

@@ -65,6 +65,15 @@ std::tuple<at::Tensor, at::Tensor, AttentionStats> span_attention_stats_cpu(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const SpanMask& mask, double scale,
     const AttentionStatsOptions& options);
 
+// Gradients of span_attention_cpu: from q, k, v, its out and lse, and dout = dL/dout (all
+// (B, H, T, D), lse (B, H, T)) returns dq, dk, dv in q's dtype, accumulated in fp32. Blocked like
+// the forward (memory O(block · keys), work on the attended pairs only), recomputing
+// P = exp(S·scale − lse) per block: dV += Pᵀ dO, dP = dO Vᵀ, dS = P ∘ (dP − rowsum(dO ∘ O)),
+// dQ = dS K · scale, dK += dSᵀ Q · scale. The reference of the CUDA backward kernel.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> span_attention_backward_cpu(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& out, const at::Tensor& lse,
+    const at::Tensor& dout, const SpanMask& mask, double scale);
+
 // The textbook version — forms the whole (T, T) score matrix — for tests on small T.
 std::tuple<at::Tensor, at::Tensor> naive_attention_reference(const at::Tensor& q, const at::Tensor& k,
                                                              const at::Tensor& v, const SpanMask& mask, double scale);
