@@ -19,6 +19,7 @@
 #include "engine/errors.h"
 #include "engine/model_impl.h"
 #include "engine/safetensors.h"
+#include "engine/span_autograd.h"
 #include "engine/token_data.h"
 #include "engine/tokenizer.h"
 
@@ -186,31 +187,14 @@ std::unique_ptr<ModelImpl> computeView(const Trainee& t) {
     return w;
 }
 
-at::Tensor maskTensor(const LayerSpec& spec, int64_t T, const at::Device& device) {
-    auto o = at::TensorOptions().dtype(at::kLong).device(device);
-    auto i = at::arange(T, o).unsqueeze(1), j = at::arange(T, o).unsqueeze(0);
-    auto causal = j.le(i);
-    const SpanMask m = spec.mask();
-    if (m.kind == MaskKind::Window) return causal.logical_and((i - j).lt(m.span));
-    if (m.kind == MaskKind::Block) {
-        auto bi = at::floor_divide(i, m.span), bj = at::floor_divide(j, m.span);
-        auto same = bj.eq(bi);
-        if (m.prevBlock) same = same.logical_or(bj.eq(bi - 1));
-        return causal.logical_and(same);
-    }
-    return causal;
-}
-
-// Differentiable attention with the pattern's masks (the same rule as span_mask.h).
-AttentionFn trainingAttention(const LayerPattern& pattern, int64_t T, const at::Device& device) {
-    auto masks = std::make_shared<std::map<std::string, at::Tensor>>();
-    for (const auto& spec : pattern.layers)
-        if (spec.kind != AttentionKind::Full && !masks->count(spec.text()))
-            (*masks)[spec.text()] = maskTensor(spec, T, device);
-    return [pattern, masks](int layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+// Differentiable attention with the pattern's masks: full layers through SDPA (cuDNN/flash on
+// the GPU), window and block layers through spanscope's own kernels and their backward — the very
+// code the analysis runs, so training and analysis apply the same masks (span_mask.h).
+AttentionFn trainingAttention(const LayerPattern& pattern) {
+    return [pattern](int layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
         const LayerSpec& spec = pattern.layers.at(static_cast<size_t>(layer));
         if (spec.kind == AttentionKind::Full) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, true);
-        return at::scaled_dot_product_attention(q, k, v, masks->at(spec.text()), 0.0, false);
+        return spanAttentionAutograd(q, k, v, spec.mask(), 1.0 / std::sqrt(static_cast<double>(q.size(-1))));
     };
 }
 
@@ -244,7 +228,7 @@ double evaluate(const ModelImpl& m, const TokenData& d, int64_t context, int64_t
                 const LayerPattern& pattern) {
     c10::NoGradGuard noGrad;
     const int64_t windows = std::max<int64_t>(1, std::min<int64_t>(maxWindows, (static_cast<int64_t>(d.ids.size()) - 1) / context));
-    auto attention = trainingAttention(pattern, context, m.device);
+    auto attention = trainingAttention(pattern);
     double sum = 0;
     for (int64_t w0 = 0; w0 < windows; w0 += batch) {
         std::vector<int64_t> starts;
@@ -410,7 +394,7 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainPro
     r.outDir = o.out;
     r.firstStep = r.lastStep = state["step"].get<int64_t>();
     const at::Device device = t.masters->device;
-    const auto attention = trainingAttention(in.pattern, o.context, device);
+    const auto attention = trainingAttention(in.pattern);
     const int64_t tokensPerStep = o.batch * o.context;
     const auto t0 = Clock::now();
     const double secondsBefore = state["seconds"].get<double>();

@@ -111,6 +111,50 @@ void span_attention_cuda_out(const at::Tensor& q, const at::Tensor& k, const at:
     cuda::span_attention_fwd_launch(p, at::cuda::getCurrentCUDAStream().stream());
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor> span_attention_backward_cuda(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& out, const at::Tensor& lse,
+    const at::Tensor& dout, const SpanMask& mask, double scale) {
+    checkAttentionInputs(q, k, v, mask);
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+    CHECK_SHAPE(out, B, H, T, D);
+    CHECK_SHAPE(dout, B, H, T, D);
+    CHECK_SHAPE(lse, B, H, T);
+    TORCH_CHECK(out.device() == q.device() && dout.device() == q.device() && lse.device() == q.device(),
+                "span attention backward: out, dout and lse must be on ", q.device());
+    TORCH_CHECK(dout.scalar_type() == q.scalar_type(), "span attention backward: dout must be ", q.scalar_type(), ", got ",
+                dout.scalar_type());
+    TORCH_CHECK(lse.scalar_type() == at::kFloat, "span attention backward: lse must be float32, got ", lse.scalar_type());
+    CHECK_LAYOUT(dout);
+    const c10::cuda::CUDAGuard guard(q.device());
+    auto lsec = lse.contiguous();
+    auto delta = (dout.to(at::kFloat) * out.to(at::kFloat)).sum(-1).contiguous();  // rowsum(dO ∘ O)
+    auto dqAccum = at::zeros({B, H, T, D}, q.options().dtype(at::kFloat));
+    auto dk = at::empty({B, H, T, D}, q.options()), dv = at::empty({B, H, T, D}, q.options());
+    cuda::SpanAttentionBwdParams p;
+    p.q = q.data_ptr();
+    p.k = k.data_ptr();
+    p.v = v.data_ptr();
+    p.dout = dout.data_ptr();
+    p.lse = lsec.data_ptr<float>();
+    p.delta = delta.data_ptr<float>();
+    p.dk = dk.data_ptr();
+    p.dv = dv.data_ptr();
+    p.dqAccum = dqAccum.data_ptr<float>();
+    p.qs = stridesOf(q);
+    p.ks = stridesOf(k);
+    p.vs = stridesOf(v);
+    p.dos = stridesOf(dout);
+    p.B = static_cast<int32_t>(B);
+    p.H = static_cast<int32_t>(H);
+    p.T = static_cast<int32_t>(T);
+    p.D = static_cast<int32_t>(D);
+    p.scale = static_cast<float>(scale);
+    p.mask = clampedMask(mask, T);
+    p.elem = elemOf(q);
+    cuda::span_attention_bwd_launch(p, at::cuda::getCurrentCUDAStream().stream());
+    return {dqAccum.to(q.scalar_type()), dk, dv};
+}
+
 AttentionStats span_attention_stats_from_lse_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& lse,
                                                   const SpanMask& mask, double scale,
                                                   const AttentionStatsOptions& options) {
@@ -244,6 +288,17 @@ std::tuple<at::Tensor, at::Tensor> opAttentionCpu(const at::Tensor& q, const at:
                                                   c10::string_view kind, int64_t span, bool prevBlock, double scale) {
     return span_attention_cpu(q, k, v, maskFromArgs(kind, span, prevBlock), scale);
 }
+using GradTuple = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
+GradTuple opBackwardCuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& out,
+                         const at::Tensor& lse, const at::Tensor& dout, c10::string_view kind, int64_t span, bool prevBlock,
+                         double scale) {
+    return span_attention_backward_cuda(q, k, v, out, lse, dout, maskFromArgs(kind, span, prevBlock), scale);
+}
+GradTuple opBackwardCpu(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& out,
+                        const at::Tensor& lse, const at::Tensor& dout, c10::string_view kind, int64_t span, bool prevBlock,
+                        double scale) {
+    return span_attention_backward_cpu(q, k, v, out, lse, dout, maskFromArgs(kind, span, prevBlock), scale);
+}
 StatsTuple opStatsCuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, c10::string_view kind, int64_t span,
                        bool prevBlock, double scale, int64_t beyondSpan, int64_t sinkTokens, int64_t poolSize,
                        c10::IntArrayRef rows) {
@@ -266,16 +321,20 @@ TORCH_LIBRARY(spanscope, m) {
     m.def("span_attention_stats(Tensor q, Tensor k, Tensor v, str kind, int span, bool prev_block, float scale, "
           "int beyond_span, int sink_tokens, int pool_size, int[] query_rows) -> "
           "(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
+    m.def("span_attention_backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor dout, str kind, int span, "
+          "bool prev_block, float scale) -> (Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(spanscope, CUDA, m) {
     m.impl("span_attention", &opAttentionCuda);
     m.impl("span_attention_stats", &opStatsCuda);
+    m.impl("span_attention_backward", &opBackwardCuda);
 }
 
 TORCH_LIBRARY_IMPL(spanscope, CPU, m) {
     m.impl("span_attention", &opAttentionCpu);
     m.impl("span_attention_stats", &opStatsCpu);
+    m.impl("span_attention_backward", &opBackwardCpu);
 }
 
 }  // namespace spanscope

@@ -5,6 +5,8 @@
 //   torch.ops.spanscope.span_attention_stats(q, k, v, kind, span, prev_block, scale,
 //       beyond_span, sink_tokens, pool_size, query_rows) -> (out, lse, bin_mass, entropy, distance,
 //       beyond_mass, sink_mass, beyond_per_query, entropy_per_query, pooled, rows)
+//   torch.ops.spanscope.span_attention_backward(q, k, v, out, lse, dout, kind, span, prev_block,
+//       scale) -> (dq, dk, dv)
 // kind is "full", "window" or "block". The CPU dispatch of both operators is the exact reference
 // (attention_cpu.h), so the same call runs on either device.
 //
@@ -34,6 +36,12 @@ std::tuple<at::Tensor, at::Tensor> span_attention_cuda(const at::Tensor& q, cons
 // lse (B, H, T) contiguous fp32, both on q's device (tests poison them first).
 void span_attention_cuda_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const SpanMask& mask,
                              double scale, at::Tensor& out, at::Tensor& lse);
+
+// Gradients dq, dk, dv (q's dtype) of span_attention_cuda from its out and lse and dout (same
+// shape and dtype as q); the CUDA version of span_attention_backward_cpu.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> span_attention_backward_cuda(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& out, const at::Tensor& lse,
+    const at::Tensor& dout, const SpanMask& mask, double scale);
 
 // Forward plus the statistics pass (B = 1); same results and semantics as span_attention_stats_cpu.
 std::tuple<at::Tensor, at::Tensor, AttentionStats> span_attention_stats_cuda(

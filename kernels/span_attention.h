@@ -41,6 +41,28 @@ struct SpanAttentionParams {
 
 void span_attention_fwd_launch(const SpanAttentionParams& p, cudaStream_t stream);
 
+// Backward: dq (fp32, accumulated into zero-initialised dqAccum), dk, dv (input dtype) from q, k,
+// v, dout, the forward's lse and delta = rowsum(dout ∘ out). dk, dv, dqAccum, lse and delta are
+// contiguous; q, k, v, dout as in the forward.
+struct SpanAttentionBwdParams {
+    const void* q = nullptr;
+    const void* k = nullptr;
+    const void* v = nullptr;
+    const void* dout = nullptr;
+    const float* lse = nullptr;    // (B, H, T)
+    const float* delta = nullptr;  // (B, H, T)
+    void* dk = nullptr;            // (B, H, T, D) contiguous
+    void* dv = nullptr;            // (B, H, T, D) contiguous
+    float* dqAccum = nullptr;      // (B, H, T, D) contiguous fp32, zeros on entry
+    Strides qs, ks, vs, dos;
+    int32_t B = 0, H = 0, T = 0, D = 0;
+    float scale = 1.0f;
+    SpanMask mask;
+    ElemType elem = ElemType::BF16;
+};
+
+void span_attention_bwd_launch(const SpanAttentionBwdParams& p, cudaStream_t stream);
+
 // Statistics pass (B = 1): recomputes the scores and p = exp(s * scale - lse) tile by tile, and
 // accumulates into zero-initialised outputs (sums over queries, as in AttentionStats):
 struct SpanStatsParams {
