@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -187,13 +188,32 @@ std::unique_ptr<ModelImpl> computeView(const Trainee& t) {
     return w;
 }
 
+// (T, T) boolean mask of a spec (the rule of span_mask.h), for the SDPA fallback.
+at::Tensor denseMask(const LayerSpec& spec, int64_t T, const at::Device& device) {
+    auto o = at::TensorOptions().dtype(at::kLong).device(device);
+    auto i = at::arange(T, o).unsqueeze(1), j = at::arange(T, o).unsqueeze(0);
+    auto allowed = j.le(i);
+    const SpanMask m = spec.mask();
+    if (m.kind == MaskKind::Window) allowed = allowed.logical_and((i - j).lt(m.span));
+    if (m.kind == MaskKind::Block) {
+        auto bi = at::floor_divide(i, m.span), bj = at::floor_divide(j, m.span);
+        allowed = allowed.logical_and(m.prevBlock ? bj.eq(bi).logical_or(bj.eq(bi - 1)) : bj.eq(bi));
+    }
+    return allowed;
+}
+
 // Differentiable attention with the pattern's masks: full layers through SDPA (cuDNN/flash on
 // the GPU), window and block layers through spanscope's own kernels and their backward — the very
 // code the analysis runs, so training and analysis apply the same masks (span_mask.h).
+// SPANSCOPE_TRAIN_ATTENTION=sdpa runs window/block layers through SDPA with a dense boolean mask
+// instead (O(T²) work; a fallback and a cross-check).
 AttentionFn trainingAttention(const LayerPattern& pattern) {
-    return [pattern](int layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+    const char* env = std::getenv("SPANSCOPE_TRAIN_ATTENTION");
+    const bool sdpa = env && std::string(env) == "sdpa";
+    return [pattern, sdpa](int layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
         const LayerSpec& spec = pattern.layers.at(static_cast<size_t>(layer));
         if (spec.kind == AttentionKind::Full) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, true);
+        if (sdpa) return at::scaled_dot_product_attention(q, k, v, denseMask(spec, q.size(2), q.device()), 0.0, false);
         return spanAttentionAutograd(q, k, v, spec.mask(), 1.0 / std::sqrt(static_cast<double>(q.size(-1))));
     };
 }

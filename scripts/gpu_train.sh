@@ -27,6 +27,7 @@ STAGE_SECONDS=${STAGE_SECONDS:-540}
 # Continual training at 8k: name and pattern. l = full bottom layers, window 512 above.
 VARIANTS=("full8k full" "masformer4 masformer:4,window:512" "masformer2 masformer:2,window:512" "window512 window:512")
 
+[ -f "$RUNS/.use-sdpa" ] && export SPANSCOPE_TRAIN_ATTENTION=sdpa
 train_for() {  # train_for SECONDS ARGS...: SIGTERM at the deadline makes train checkpoint and stop
   local secs=$1; shift
   timeout -s TERM "$secs" "$CLI" train --device "$DEVICE" "$@"
@@ -42,7 +43,14 @@ for stage in "$@"; do
       PREFIX=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
       cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$PREFIX" \
         -DSPANSCOPE_DEPS_DIR="$ROOT/.devdeps" -DSPANSCOPE_GUI=OFF 2>&1 | tail -3
-      time cmake --build "$BUILD" -j "$(nproc)" --target spanscope-cli 2>&1 | tail -5 | tee "$OUT/build.log" ;;
+      time cmake --build "$BUILD" -j "$(nproc)" --target spanscope-cli spanscope_engine_tests 2>&1 | tail -5 | tee "$OUT/build.log"
+      # Training runs window/block layers through spanscope's backward kernel: check it first; if
+      # it fails, later stages fall back to SDPA with dense masks (SPANSCOPE_TRAIN_ATTENTION=sdpa).
+      if "$BUILD/tests/spanscope_engine_tests" --gtest_filter='*SpanAttentionBwdCuda*:SpanAutograd*' >"$OUT/bwd_tests.log" 2>&1; then
+        rm -f "$RUNS/.use-sdpa"; echo "[gpu_train] backward kernel tests passed"
+      else
+        touch "$RUNS/.use-sdpa"; echo "[gpu_train] backward kernel tests FAILED: training falls back to SDPA"; tail -20 "$OUT/bwd_tests.log"
+      fi ;;
     probe)
       # Throughput of both phases (a few steps each), to size the step counts.
       rm -rf "$RUNS/probe2k" "$RUNS/probe8k"

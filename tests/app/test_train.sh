@@ -99,6 +99,15 @@ print(f"    analysis {a:.6f}, training evaluation {e:.6f}")
 assert abs(a - e) < 1e-4
 PY
 
+# The SDPA fallback (dense masks) trains to the same losses as spanscope's kernels.
+SPANSCOPE_TRAIN_ATTENTION=sdpa "$CLI" train "${COMMON[@]}" --steps 20 --out "$W/sdpa" >/dev/null 2>&1
+"$CLI" train "${COMMON[@]}" --steps 20 --out "$W/own" >/dev/null 2>&1
+check "SDPA fallback and own kernels give the same training losses" python3 - "$W/sdpa/training.json" "$W/own/training.json" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1]))["losses"]; b = json.load(open(sys.argv[2]))["losses"]
+assert len(a) == len(b) == 20 and max(abs(x - y) for x, y in zip(a, b)) < 1e-3, (a[-3:], b[-3:])
+PY
+
 # Cut off after 33 steps, then resumed: the same steps, the same losses, the same weights.
 "$CLI" train "${COMMON[@]}" --out "$W/b" --stop-after 33 >"$W/b.out" 2>&1
 check "a stopped run leaves a checkpoint and no model" test -f "$W/b/checkpoint/state.json" -a ! -f "$W/b/model.safetensors"
