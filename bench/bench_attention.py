@@ -1,6 +1,7 @@
-"""Span attention forward: spanscope's CUDA kernel against PyTorch's peers, on one GPU.
+"""Span attention forward (and, with --backward, backward): spanscope's CUDA kernels against
+PyTorch's peers, on one GPU.
 
-Usage: python bench/bench_attention.py LIB [--quick] [--autotune-budget SECONDS] [--out FILE]
+Usage: python bench/bench_attention.py LIB [--quick] [--backward] [--autotune-budget SECONDS] [--out FILE]
   LIB  path of libspanscope_ops.so (built by CMake when nvcc is present)
 
 Random bf16 inputs, B*N = 16k tokens, H*d = 2048, (B, H, N, d) layout. Times are medians of
@@ -61,6 +62,7 @@ def main():
     ap.add_argument("--autotune-budget", type=float, default=150.0, help="seconds of max-autotune compiles at most")
     ap.add_argument("--out", default=None)
     ap.add_argument("--stats-only", action="store_true", help="only the statistics pass and its memory")
+    ap.add_argument("--backward", action="store_true", help="only the backward pass against its peers")
     args = ap.parse_args()
     torch.ops.load_library(args.lib)
     # One compiled FlexAttention per (shape, mask): far more than dynamo's default recompile limit.
@@ -80,6 +82,8 @@ def main():
     flex_default = torch.compile(flex_attention, dynamic=False)
     flex_autotune = torch.compile(flex_attention, dynamic=False, mode="max-autotune")
     autotune_spent = 0.0
+    if args.backward:
+        return bench_backward(args, log, lines, flex_default, dev)
 
     ds = [64, 128]
     full_ns = [2048, 4096, 8192, 16384, 32768]
@@ -179,6 +183,60 @@ def main():
     report += ["", "## One layer forward + statistics at 128k tokens (P = 1024, 3 exact rows)", "",
                "| mask | N | H | d | peak extra memory | statistics kept | wall (first call) |", "|---|---|---|---|---|---|---|"] + mem_lines
     text = "\n".join(lines + [""] + report)
+    print("\n" + text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+
+
+def bench_backward(args, log, lines, flex_default, dev):
+    """Backward alone (dq, dk, dv from dout), FLOPs = 2.5 x the forward's on the attended pairs.
+    Peers: SDPA (cuDNN, flash) for full causal, compiled FlexAttention for window / block; theirs is
+    timed as torch.autograd.grad of a forward output kept alive (retain_graph)."""
+    bwd = torch.ops.spanscope.span_attention_backward
+    fwd = torch.ops.spanscope.span_attention
+    table = ["| d | mask | N | B | H | ours TFLOP/s | ms | sdpa-cudnn | sdpa-flash | flex | ours/best peer |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    ns = [8192] if args.quick else [2048, 8192, 32768]
+    for d in [64, 128]:
+        H = HD // d
+        for kind, span in [("full", 0), ("window", 512), ("window", 2048), ("block", 1024)]:
+            for n in ns:
+                B = max(1, TOKENS // n)
+                q, k, v, do = (torch.randn(B, H, n, d, device=dev, dtype=torch.bfloat16) for _ in range(4))
+                scale = 1.0 / math.sqrt(d)
+                flops = 2.5 * 4.0 * d * attended_pairs(kind, n, span) * B * H
+                out, lse = fwd(q, k, v, kind, span, False, scale)
+                t_ours = median_ms(lambda: bwd(q, k, v, out, lse, do, kind, span, False, scale))
+                peers = {}
+                qg, kg, vg = (t.detach().clone().requires_grad_(True) for t in (q, k, v))
+                if kind == "full":
+                    for name, backend in [("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION), ("sdpa-flash", SDPBackend.FLASH_ATTENTION)]:
+                        try:
+                            with sdpa_kernel([backend]):
+                                o = F.scaled_dot_product_attention(qg, kg, vg, is_causal=True, scale=scale)
+                                peers[name] = median_ms(lambda: torch.autograd.grad(o, (qg, kg, vg), do, retain_graph=True))
+                        except Exception as e:  # noqa: BLE001 - report and go on
+                            log(f"  {name} backward failed at d={d} n={n}: {type(e).__name__}: {str(e)[:120]}")
+                else:
+                    bm = create_block_mask(mask_mod_for(kind, span), None, None, n, n, device="cuda")
+                    o = flex_default(qg, kg, vg, block_mask=bm, scale=scale)
+                    ref = torch.autograd.grad(o, (qg, kg, vg), do, retain_graph=True)
+                    mine = bwd(q, k, v, out, lse, do, kind, span, False, scale)
+                    diff = max((a.float() - b.float()).abs().max().item() for a, b in zip(mine, ref))
+                    if diff > 0.1:
+                        log(f"  WARNING: ours vs flex backward max diff {diff:.3g} at {kind}{span} d={d} n={n}")
+                    peers["flex"] = median_ms(lambda: torch.autograd.grad(o, (qg, kg, vg), do, retain_graph=True))
+                tf = lambda ms: flops / ms / 1e9  # noqa: E731
+                best = min(peers.values()) if peers else None
+                cells = [f"{tf(peers[k]):6.1f}" if k in peers else "-" for k in ("sdpa-cudnn", "sdpa-flash", "flex")]
+                ratio = f"{best / t_ours:.2f}" if best else "-"
+                table.append(f"| {d} | {kind}{span if span else ''} | {n} | {B} | {H} | {tf(t_ours):6.1f} | {t_ours:.3f} | "
+                             + " | ".join(cells) + f" | {ratio} |")
+                print(table[-1], flush=True)
+                del q, k, v, do, qg, kg, vg, out, lse
+                torch.cuda.empty_cache()
+    text = "\n".join(lines + ["", "## Backward, bf16, B*N = 16k tokens, H*d = 2048 (TFLOP/s, 2.5 x 4*d per attended pair)", ""] + table)
     print("\n" + text)
     if args.out:
         with open(args.out, "w") as f:

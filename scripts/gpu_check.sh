@@ -31,9 +31,10 @@ for stage in "$@"; do
         | tee "$OUT/sanitizer.log" | grep -E "ERROR SUMMARY|PASSED|FAILED|tests ran" ; echo "memcheck rc=${PIPESTATUS[0]}" | tee -a "$OUT/sanitizer.log"
       "$SAN" --tool racecheck --error-exitcode 9 "$BUILD/tests/spanscope_engine_tests" --gtest_filter='*SpanAttentionCuda*block100prev_B2_H3_T100_*:*SpanStatsCuda*window100_H3_T1237*' 2>&1 \
         | tee -a "$OUT/sanitizer.log" | grep -E "RACECHECK SUMMARY|ERROR SUMMARY|PASSED|FAILED" ; echo "racecheck rc=${PIPESTATUS[0]}" | tee -a "$OUT/sanitizer.log" ;;
-    bench|bench-quick|bench-stats)
+    bench|bench-quick|bench-stats|bench-bwd)
       # bench/bench_attention.py against the spanscope_ops shared library built above.
       extra=(); [ "$stage" = bench-quick ] && extra=(--quick); [ "$stage" = bench-stats ] && extra=(--stats-only)
+      [ "$stage" = bench-bwd ] && extra=(--backward)
       PYTHONUNBUFFERED=1 python3 bench/bench_attention.py "$BUILD/kernels/libspanscope_ops.so" "${extra[@]}" \
         --out "$OUT/bench.md" 2>&1 | tee "$OUT/bench.log" | grep -v "^d=" ;;
     latency)
