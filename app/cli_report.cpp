@@ -1,5 +1,6 @@
 // spanscope-cli report: the figure set of one analysis (distance profile, attention maps, per-token
-// loss, perplexity against cost, cost table), each as PNG/SVG/PDF with its CSV, plus manifest.json
+// loss, perplexity against cost, cost table, the tinted document text, the layer stack, and with
+// --compare a second pattern side by side), each as PNG/SVG/PDF with its CSV, plus manifest.json
 // (every setting and both content hashes) and index.html. `--from manifest.json` regenerates it.
 //
 // Order matters for the overwrite and interruption rules: the settings are resolved and every
@@ -47,12 +48,18 @@ struct ReportPlan {
     bool sweep = false;
     std::vector<int64_t> layers;
     int64_t poolSize = 256, beyondSpan = 0, sinkTokens = 4, maxTokens = 131072;
+    // The Document, Layers and Compare figures; the text window is resolved once T is known.
+    std::string tint = "loss", compare;
+    int selectLayer = 0, selectHead = -1;
+    int64_t query = -1, textFirst = -1, textCount = 0;
     std::string expectModelHash, expectDocumentHash;  // from a manifest: must match
 
     nlohmann::json toJson() const {
         return {{"model_dir", modelDir}, {"document", docPath},     {"pattern", pattern},       {"sweep", sweep},
                 {"sparse", sparse},      {"layers", layers},        {"heads", heads},           {"pool", poolSize},
-                {"beyond_span", beyondSpan}, {"sink_tokens", sinkTokens}, {"device", device}, {"max_tokens", maxTokens}};
+                {"beyond_span", beyondSpan}, {"sink_tokens", sinkTokens}, {"device", device}, {"max_tokens", maxTokens},
+                {"tint", tint},          {"select_layer", selectLayer}, {"select_head", selectHead},
+                {"query_token", query},  {"text_first", textFirst}, {"text_tokens", textCount}, {"compare", compare}};
     }
 };
 
@@ -82,6 +89,14 @@ ReportPlan planFromManifest(const std::string& path) {
         p.sinkTokens = s.at("sink_tokens").get<int64_t>();
         p.device = s.at("device").get<std::string>();
         p.maxTokens = s.at("max_tokens").get<int64_t>();
+        // Reports written before the Document, Layers and Compare figures existed lack these.
+        p.tint = s.value("tint", p.tint);
+        p.selectLayer = s.value("select_layer", 0);
+        p.selectHead = s.value("select_head", -1);
+        p.query = s.value("query_token", int64_t{-1});
+        p.textFirst = s.value("text_first", int64_t{-1});
+        p.textCount = s.value("text_tokens", int64_t{0});
+        p.compare = s.value("compare", "");
         p.expectModelHash = m.at("model").at("fnv1a64").get<std::string>();
         p.expectDocumentHash = m.at("document").at("fnv1a64").get<std::string>();
         return p;
@@ -112,6 +127,18 @@ ReportPlan planFromArgs(const ReportArgs& a, const ModelConfig& c) {
     p.sinkTokens = a.sinkTokens;
     p.device = a.run.device;
     p.maxTokens = a.run.maxTokens;
+    p.tint = a.tint;
+    p.selectLayer = a.selectLayer >= 0 ? a.selectLayer : std::min(pattern.boundary(), L - 1);
+    p.selectHead = a.selectHead;
+    p.query = a.query;
+    if (a.textWindow.size() == 2) {
+        if (a.textWindow[0] < 0 || a.textWindow[1] < 1 || a.textWindow[1] > kMaxTextTokens)
+            throw InputError("--text-window: FIRST >= 0 and COUNT in 1.." + std::to_string(kMaxTextTokens));
+        p.textFirst = a.textWindow[0];
+        p.textCount = a.textWindow[1];
+    }
+    if (p.tint == "attention" && p.query < 0) throw InputError("--tint attention needs --query TOKEN");
+    if (!a.compare.empty()) p.compare = parsePattern(a.compare, L).text();
     return p;
 }
 
@@ -133,6 +160,9 @@ ReportInput inputFromPlan(const ReportPlan& p, const ModelConfig& config, const 
     }
     in.withSweep = p.sweep;
     in.sweepSparse = sparse.text();
+    in.selection = {parseTokenTint(p.tint), p.selectLayer, p.selectHead, p.query, p.textFirst, p.textCount};
+    in.withCompare = !p.compare.empty();
+    in.comparePattern = p.compare;
     const int L = static_cast<int>(config.numLayers);
     if (pattern == masformerPattern(L, pattern.boundary(), sparse)) in.currentBoundary = pattern.boundary();
     return in;
@@ -159,6 +189,12 @@ int runReport(const ReportArgs& a) {
         if (l < 0 || l >= L)
             throw InputError("--layers: layer " + std::to_string(l) + " is outside the model's 0.." + std::to_string(L - 1));
     if (p.poolSize < 1 || p.poolSize > 1024) throw InputError("--pool must be in 1..1024");
+    if (p.selectLayer < 0 || p.selectLayer >= L)
+        throw InputError("--select-layer: layer " + std::to_string(p.selectLayer) + " is outside the model's 0.." +
+                         std::to_string(L - 1));
+    if (p.selectHead < -1 || p.selectHead >= config.numHeads)
+        throw InputError("--select-head must be -1 (mean) or a head in 0.." + std::to_string(config.numHeads - 1));
+    const LayerPattern comparePattern = p.compare.empty() ? LayerPattern{} : parsePattern(p.compare, L);
 
     std::string out = a.out;
     while (out.size() > 1 && out.back() == '/') out.pop_back();
@@ -178,8 +214,17 @@ int runReport(const ReportArgs& a) {
     makeDirectories(out);
     checkWritable(out + "/manifest.json");  // before the slow part: model load and analysis
     auto model = Model::load(p.modelDir, p.device);
-    const std::vector<int32_t> tokens = model->tokenizer().encode(text).ids;
-    checkTokenCount(static_cast<int64_t>(tokens.size()), p.maxTokens, p.docPath);
+    const Encoding encoding = model->tokenizer().encode(text);
+    const std::vector<int32_t>& tokens = encoding.ids;
+    const int64_t T = static_cast<int64_t>(tokens.size());
+    checkTokenCount(T, p.maxTokens, p.docPath);
+    if (p.query >= T)
+        throw InputError("--query: token " + std::to_string(p.query) + " is past the document's " + std::to_string(T) +
+                         " tokens");
+    resolveTextWindow(in.selection, T);
+    p.textFirst = in.selection.textFirst;
+    p.textCount = in.selection.textCount;
+    in.settings = p.toJson();
     in.docBytes = text.size();
     in.docTokens = tokens.size();
 
@@ -193,7 +238,17 @@ int runReport(const ReportArgs& a) {
     o.beyondSpan = p.beyondSpan;
     o.sinkTokens = p.sinkTokens;
     o.progress = progress("analysis, layer");
+    if (p.query >= 0) o.queryRows = {p.query};
     const AnalysisResult r = analyze(*model, tokens, o);
+    AnalysisResult compared;
+    if (in.withCompare) {
+        AnalysisOptions c = o;
+        c.pattern = comparePattern;
+        c.poolSize = 64;  // its maps are not drawn
+        c.queryRows.clear();
+        c.progress = progress("compare, layer");
+        compared = analyze(*model, tokens, c);
+    }
     std::vector<SweepPoint> sweep;
     if (p.sweep) sweep = sweepBoundary(*model, tokens, sparse, progress("sweep, layer passes"));
     std::vector<float> fullLoss;
@@ -212,6 +267,10 @@ int runReport(const ReportArgs& a) {
     in.analysis = &r;
     in.fullLoss = &fullLoss;
     in.sweep = &sweep;
+    in.docText = &text;
+    in.offsets = &encoding.offsets;
+    in.tokenIds = &tokens;
+    in.compare = &compared;
     const std::vector<std::string> files = writeReport(in, out, a.force);
     std::printf("wrote %zu files to %s: %zu figures as PNG, SVG and PDF, each with its CSV; index.html; manifest.json\n",
                 files.size(), out.c_str(), reportFigures(in).size());

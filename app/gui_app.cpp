@@ -428,6 +428,8 @@ void GuiApp::writeState(const std::string& path) const {
     j["export_dir"] = m_exportDir;
     j["export_files"] = m_exportFiles;
     j["export_error"] = m_exportError;
+    j["export_dialog_open"] = m_exportDialogOpen;
+    j["export_overwrite_question"] = m_exportDialogOpen ? m_exportOverwrite : 0;  // N of "Overwrite N files?"
     auto c = m_compareRunner.latest();
     if (c->analysis && !m_compareSubmitted.empty()) j["compare_pattern"] = c->analysis->pattern.text();
     writeFileAtomic(path, j.dump(2) + "\n");

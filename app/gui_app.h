@@ -54,6 +54,10 @@ public:
     void startExport(const std::string& dir, bool force);
     bool exporting() const { return m_export.valid(); }
     void openExportDialog() { m_exportDialog = true; }
+    // The script's hand on the export dialog: open it with `dir` typed in and press Export, or
+    // answer its overwrite question (false: it is not asking). The dialog acts next frame.
+    void pressExportDialog(const std::string& dir);
+    bool answerExportOverwrite(bool overwrite);
 
 private:
     void frame();
@@ -101,6 +105,9 @@ private:
     bool m_exportDialog = false;          // open the export dialog next frame
     std::string m_exportPath = "spanscope-figures";
     size_t m_exportOverwrite = 0;         // > 0: the dialog asks "Overwrite N files?"
+    bool m_exportDialogOpen = false;      // the dialog was drawn this frame
+    enum class ExportPress { None, Export, Overwrite, Cancel };
+    ExportPress m_exportPress = ExportPress::None;  // a button the script pressed
     std::string m_exportDir, m_exportError;
     std::vector<std::string> m_exportFiles;
     bool m_quit = false;

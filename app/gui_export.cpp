@@ -1,10 +1,14 @@
 // File > Export view figures...: the figures of what the views show, as a report folder
 // (engine/report.h) written on a background thread from the immutable snapshot.
 //
-// What each view shows becomes one figure: Distances → distance_profile; Attention map → the
+// What each view shows becomes a figure: Distances → distance_profile; Attention map → the
 // selected layer and head over the current map region; Loss → token_loss with all-full; Sweep →
-// perplexity_vs_cost when a sweep exists; Cost → cost_table. The manifest's "source" names the
-// views and the UI state; its "settings" let `spanscope-cli report --from` regenerate them.
+// perplexity_vs_cost when a sweep exists; Cost → cost_table; Document → document_text (the chosen
+// tint over a window of tokens: the export cannot see the view's scroll position, so it takes
+// kDefaultTextTokens around the query token, or from the start); Layers → layer_stack; Compare →
+// compare_layers and compare_loss when a comparison has been run. Help shows no data: no figure.
+// The manifest's "source" names the views and the UI state; its "settings" let
+// `spanscope-cli report --from` regenerate them, and "from_differs" says where it cannot.
 #include <imgui.h>
 #include <imgui_stdlib.h>
 
@@ -30,13 +34,33 @@ std::string absolutePath(const std::string& p) {
     return p;
 }
 
-// The report of what the views show now. The pointers in the result point into `s`, which the
-// caller keeps alive. Throws InputError when there is nothing to export yet.
-ReportInput exportInput(const Snapshot& s, const UiState& ui) {
+TokenTint tokenTint(DocumentTint t) {
+    switch (t) {
+        case DocumentTint::DeltaLoss: return TokenTint::DeltaLoss;
+        case DocumentTint::Attention: return TokenTint::Attention;
+        case DocumentTint::BeyondSpan: return TokenTint::BeyondSpan;
+        default: return TokenTint::Loss;
+    }
+}
+
+// The Compare view's second analysis, when it is of the document and model the views show.
+std::shared_ptr<const AnalysisResult> comparedAnalysis(const Runner& compareRunner, const std::string& submitted,
+                                                       const Snapshot& s) {
+    auto c = compareRunner.latest()->analysis;
+    if (!c || submitted.empty() || !s.analysis || c->numTokens != s.analysis->numTokens ||
+        c->layers.size() != s.analysis->layers.size())
+        return nullptr;
+    return c;
+}
+
+// The report of what the views show now. The pointers in the result point into `s` and `compare`,
+// which the caller keeps alive. Throws InputError when there is nothing to export yet.
+ReportInput exportInput(const Snapshot& s, const UiState& ui, const AnalysisResult* compare) {
     if (!s.model || !s.document || !s.analysis) throw InputError("nothing to export yet: load a model and a document");
     const AnalysisResult& a = *s.analysis;
     const int L = static_cast<int>(s.model->config.numLayers);
     const int64_t T = static_cast<int64_t>(s.document->tokens.size());
+    if (a.numTokens != T) throw InputError("the analysis of this document is not finished yet: export when it is");
     ReportInput in;
     in.modelDir = absolutePath(s.model->dir);
     in.config = s.model->config;
@@ -67,19 +91,48 @@ ReportInput exportInput(const Snapshot& s, const UiState& ui) {
                    {"pool", s.lastRequest.poolSize}, {"beyond_span", s.lastRequest.beyondSpan},
                    {"sink_tokens", a.sinkTokens}, {"device", in.device},
                    {"max_tokens", std::max<int64_t>(131072, T)}};
+    // Document, Layers, Compare.
+    in.selection = {tokenTint(ui.tint), layer, head, ui.queryToken < T ? ui.queryToken : -1, -1, 0};
+    resolveTextWindow(in.selection, T);
+    in.docText = &s.document->text;
+    in.offsets = &s.document->offsets;
+    in.tokenIds = &s.document->tokens;
+    if (compare) {
+        in.withCompare = true;
+        in.compare = compare;
+        in.comparePattern = compare->pattern.text();
+    }
+    const ViewSelection& sel = in.selection;
+    in.settings.update({{"tint", tokenTintName(sel.tint)}, {"select_layer", layer}, {"select_head", head},
+                        {"query_token", sel.query}, {"text_first", sel.textFirst}, {"text_tokens", sel.textCount},
+                        {"compare", in.comparePattern}});
     const bool zoomed = a.mapQ0 > 0 || a.mapK0 > 0 || a.mapQ1 < T || a.mapK1 < T;
     nlohmann::json differs = nlohmann::json::array();
     if (zoomed) differs.push_back("attention map region: report --from maps the whole document");
     if (head >= 0) differs.push_back("report --from also draws the head mean and every other head");
+    if (sel.tint == TokenTint::Attention && sel.query >= 0 &&
+        std::find(a.queryRows.begin(), a.queryRows.end(), sel.query) == a.queryRows.end())
+        differs.push_back("document_text: the query's attention row was not computed yet; report --from computes it");
+    if (sel.tint == TokenTint::DeltaLoss && !in.fullLoss && a.pattern.boundary() < L)
+        differs.push_back("document_text: the all-full baseline was not computed yet; report --from computes it");
+    const std::string figureList = compare ? "compare_layers, compare_loss" : "none (no comparison run)";
     in.source = {{"app", "spanscope"},
                  {"views", {{"Distances", "distance_profile"},
                             {"Attention map", reportFigures(in)[1].name},
                             {"Loss", "token_loss"},
                             {"Sweep", in.withSweep ? "perplexity_vs_cost" : "none (no sweep run)"},
-                            {"Cost", "cost_table"}}},
+                            {"Cost", "cost_table"},
+                            {"Document", "document_text"},
+                            {"Layers", "layer_stack"},
+                            {"Compare", figureList},
+                            {"Help", "none (shows no data)"}}},
                  {"state", {{"boundary", a.pattern.boundary()}, {"layer", layer}, {"head", head},
                             {"map_region", {a.mapQ0, a.mapQ1, a.mapK0, a.mapK1}}, {"map_zoomed", zoomed},
-                            {"query_token", ui.queryToken}, {"analysis_generation", s.analysisGeneration}}},
+                            {"query_token", ui.queryToken}, {"analysis_generation", s.analysisGeneration},
+                            {"document_window", "tokens " + std::to_string(sel.textFirst) + " to " +
+                                                    std::to_string(sel.textFirst + sel.textCount - 1) +
+                                                    " (around the query token, else from the start: the export does "
+                                                    "not follow the Document view's scrolling)"}}},
                  {"from_differs", differs}};
     return in;
 }
@@ -96,14 +149,15 @@ void GuiApp::startExport(const std::string& dir, bool force) {
     m_exportFiles.clear();
     // What the views drew this frame; the worker never changes a published snapshot.
     std::shared_ptr<const Snapshot> snap = m_snap ? m_snap : m_runner.latest();
+    std::shared_ptr<const AnalysisResult> compare = comparedAnalysis(m_compareRunner, m_compareSubmitted, *snap);
     ReportInput in;
     try {
-        in = exportInput(*snap, m_ui);
+        in = exportInput(*snap, m_ui, compare.get());
     } catch (const std::exception& e) {
         m_exportError = e.what();
         return;
     }
-    m_export = std::async(std::launch::async, [snap, in = std::move(in), dir, force]() mutable {
+    m_export = std::async(std::launch::async, [snap, compare, in = std::move(in), dir, force]() mutable {
         ExportOutcome r{dir, {}, {}};
         try {
             const auto existing = force ? std::vector<std::string>{} : existingReportFiles(in, dir);
@@ -140,42 +194,64 @@ void GuiApp::drawExportStatus() {
     }
 }
 
+void GuiApp::pressExportDialog(const std::string& dir) {
+    m_exportPath = dir;
+    m_exportDialog = true;
+    m_exportPress = ExportPress::Export;
+}
+
+bool GuiApp::answerExportOverwrite(bool overwrite) {
+    if (!m_exportDialogOpen || m_exportOverwrite == 0) return false;
+    m_exportPress = overwrite ? ExportPress::Overwrite : ExportPress::Cancel;
+    return true;
+}
+
 void GuiApp::drawExportDialog() {
     if (m_exportDialog) {
         ImGui::OpenPopup(kExportTitle);
         m_exportOverwrite = 0;
         m_exportDialog = false;
     }
-    if (!ImGui::BeginPopupModal(kExportTitle, nullptr, ImGuiWindowFlags_AlwaysAutoResize)) return;
-    bool start = false, force = false;
+    m_exportDialogOpen = ImGui::BeginPopupModal(kExportTitle, nullptr, ImGuiWindowFlags_AlwaysAutoResize);
+    if (!m_exportDialogOpen) return;
+    // A button the script pressed counts as a click on it, this frame.
+    const ExportPress press = m_exportPress;
+    m_exportPress = ExportPress::None;
+    bool start = false, force = false, close = false;
     if (m_exportOverwrite == 0) {
         ImGui::TextUnformatted("Folder for the figures of the views (PNG, SVG, PDF and CSV), index.html and manifest.json:");
         ImGui::SetNextItemWidth(560);
         if (ImGui::IsWindowAppearing()) ImGui::SetKeyboardFocusHere();
         bool ok = ImGui::InputText("##folder", &m_exportPath, ImGuiInputTextFlags_EnterReturnsTrue);
-        ok |= ImGui::Button("Export");
+        ok |= ImGui::Button("Export") || press == ExportPress::Export;
         ImGui::SameLine();
-        if (ImGui::Button("Cancel") || ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_Escape))) ImGui::CloseCurrentPopup();
+        close = ImGui::Button("Cancel") || ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_Escape));
         if (ok && !m_exportPath.empty()) {
-            bool planned = false;
             try {
-                m_exportOverwrite = existingReportFiles(exportInput(*m_snap, m_ui), m_exportPath).size();
-                planned = true;
+                m_exportOverwrite = existingReportFiles(
+                    exportInput(*m_snap, m_ui, comparedAnalysis(m_compareRunner, m_compareSubmitted, *m_snap).get()),
+                    m_exportPath).size();
+                start = m_exportOverwrite == 0;
             } catch (const std::exception& e) {
                 m_exportError = e.what();
-                ImGui::CloseCurrentPopup();
+                close = true;
             }
-            start = planned && m_exportOverwrite == 0;
         }
     } else {
         ImGui::Text("%s already holds files of an export. Overwrite %zu files?", m_exportPath.c_str(), m_exportOverwrite);
-        start = force = ImGui::Button("Overwrite");
+        start = force = ImGui::Button("Overwrite") || press == ExportPress::Overwrite;
         ImGui::SameLine();
-        if (ImGui::Button("Cancel") || ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_Escape))) ImGui::CloseCurrentPopup();
+        close = ImGui::Button("Cancel") || press == ExportPress::Cancel ||
+                ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_Escape));
     }
     if (start) {
         startExport(m_exportPath, force);
+        close = true;
+    }
+    if (close) {
         ImGui::CloseCurrentPopup();
+        m_exportOverwrite = 0;
+        m_exportDialogOpen = false;
     }
     ImGui::EndPopup();
 }

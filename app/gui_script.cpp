@@ -77,7 +77,13 @@ void GuiScript::step(GuiApp& app) {
         else if (op == "screenshot") app.requestScreenshot(arg);
         else if (op == "state") app.writeState(arg);
         else if (op == "export" || op == "export-force") app.startExport(arg, op == "export-force");
-        else if (op == "export-dialog") app.openExportDialog();
+        else if (op == "export-dialog") {
+            if (arg.empty()) app.openExportDialog();
+            else app.pressExportDialog(arg);
+        } else if (op == "export-answer") {
+            if (arg != "overwrite" && arg != "cancel") fail(app, "export-answer takes overwrite or cancel");
+            else if (!app.answerExportOverwrite(arg == "overwrite")) fail(app, "the export dialog is not asking to overwrite");
+        }
         else if (op == "expect-error") {
             std::string err = app.runner().latest()->error;
             if (err.find(arg) == std::string::npos) fail(app, "expected an error containing '" + arg + "', got '" + err + "'");

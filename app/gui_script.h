@@ -8,7 +8,10 @@
 //   frames N                              draw N frames before the next command
 //   screenshot FILE.png | state FILE.json
 //   export DIR | export-force DIR         File > Export view figures (force: overwrite); wait waits for it
-//   export-dialog                         open the export dialog (it stays open: for screenshots)
+//   export-dialog [DIR]                   open the export dialog (it stays open: for screenshots); with DIR:
+//                                         type DIR into it and press Export (it asks when files exist)
+//   export-answer overwrite|cancel        press a button of the dialog's "Overwrite N files?" question;
+//                                         fails unless the dialog is asking
 //   expect-error TEXT                     fail unless the current error contains TEXT
 //   quit
 // A failing command or a wait longer than the timeout ends the app with exit code 2.

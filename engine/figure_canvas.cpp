@@ -229,6 +229,19 @@ Rgb heatColor(double t) {
     return interpolate(kAnchors, 6, t);
 }
 
+Rgb divergingColor(double t) {
+    if (!(t == t)) t = 0;
+    t = std::clamp(t, -1.0, 1.0);
+    static const Rgb kBlue{0.13, 0.40, 0.75}, kRed{0.78, 0.13, 0.15};
+    const Rgb& end = t < 0 ? kBlue : kRed;
+    const double a = std::fabs(t);
+    return {1 + (end.r - 1) * a, 1 + (end.g - 1) * a, 1 + (end.b - 1) * a};
+}
+
+Rgb readableOn(const Rgb& fill) {
+    return 0.2126 * fill.r + 0.7152 * fill.g + 0.0722 * fill.b > 0.5 ? Rgb{0, 0, 0} : Rgb{1, 1, 1};
+}
+
 namespace {
 
 // Cairo stream callback into an AtomicFileWriter; keeps the first exception for the caller.

@@ -68,6 +68,10 @@ double legendWidth(cairo_t* cr, const std::vector<LegendEntry>& entries);
 Rgb seriesColor(int i, int n);
 // Sequential heat colour for t in [0, 1]: dark violet through red and orange to pale yellow.
 Rgb heatColor(double t);
+// Diverging colour for t in [-1, 1]: blue below 0, white at 0, red above.
+Rgb divergingColor(double t);
+// Black or white, whichever reads better on `fill`.
+Rgb readableOn(const Rgb& fill);
 
 // Draws `draw` on a width x height (points) page and writes base.png, base.svg and base.pdf.
 void writeDrawing(const std::string& base, double width, double height, const std::function<void(cairo_t*)>& draw);

@@ -1,9 +1,12 @@
 // The numbers behind each figure as CSV; see figures.h.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "engine/figures.h"
+#include "engine/utf8.h"
 
 namespace spanscope {
 namespace {
@@ -29,6 +32,31 @@ std::string text(const std::string& v) {
     std::string q = "\"";
     for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
     return q + "\"";
+}
+
+// A token's bytes as one line of printable text: backslash, tab, CR, LF as \\, \t, \r, \n; other
+// control bytes and bytes that are not (whole) UTF-8 as \xNN.
+std::string escapedToken(const std::string& bytes) {
+    std::string o;
+    char buf[8];
+    for (size_t i = 0; i < bytes.size();) {
+        const auto c = static_cast<unsigned char>(bytes[i]);
+        if (c == '\\') o += "\\\\";
+        else if (c == '\n') o += "\\n";
+        else if (c == '\t') o += "\\t";
+        else if (c == '\r') o += "\\r";
+        else if (c >= 0x20 && c < 0x7f) o += static_cast<char>(c);
+        else if (auto ch = c >= 0x80 ? decodeUtf8At(bytes, i) : std::nullopt) {
+            o.append(bytes, i, ch->length);
+            i += ch->length;
+            continue;
+        } else {
+            std::snprintf(buf, sizeof buf, "\\x%02X", c);
+            o += buf;
+        }
+        ++i;
+    }
+    return o;
 }
 
 // Start of bin b when n tokens from lo are split into p bins (as the pooled maps bin them).
@@ -93,6 +121,67 @@ std::string figureCsv(const CostTableFigure& f) {
     }
     s += "total," + text(f.pattern.text()) + "," + num(f.cost.pairs) + "," + num(f.cost.flops) + "," + num(f.cost.bytes) + "," +
          num(f.cost.kvCacheBytes) + "," + num(f.cost.relativeCost) + "\n";
+    return s;
+}
+
+std::string figureCsv(const DocumentTextFigure& f) {
+    // Loss of token t: of predicting it from the tokens before (none for the first token).
+    std::string s = "position,token_id,text,loss,loss_all_full,loss_minus_all_full,attention,beyond_span_mass\n";
+    for (size_t i = 0; i < f.ids.size(); ++i) {
+        const float delta = f.loss[i] - f.fullLoss[i];
+        s += num(f.first + static_cast<int64_t>(i)) + "," + std::to_string(f.ids[i]) + "," + text(escapedToken(f.text[i])) +
+             "," + num(f.loss[i]) + "," + num(f.fullLoss[i]) + "," + num(delta) + "," + num(f.attention[i]) + "," +
+             num(f.beyond[i]) + "\n";
+    }
+    return s;
+}
+
+std::string figureCsv(const LayerStackFigure& f) {
+    std::string s = "layer,spec,kind,span,full_below_boundary,pairs,share_of_full,beyond_mass,mean_distance,entropy,sink_mass\n";
+    for (size_t l = 0; l < f.layers.size(); ++l) {
+        const LayerRow& r = f.layers[l];
+        s += std::to_string(l) + "," + text(r.spec.text()) + "," + attentionKindName(r.spec.kind) + "," + num(r.spec.span) +
+             "," + (static_cast<int>(l) < f.boundary ? "1" : "0") + "," + num(r.pairs) + "," + num(r.shareOfFull) + "," +
+             num(r.beyondMass) + "," + num(r.meanDistance) + "," + num(r.entropy) + "," + num(r.sinkMass) + "\n";
+    }
+    return s;
+}
+
+std::string figureCsv(const CompareLayersFigure& f) {
+    // Long form: one quantity per row, the two patterns and their difference side by side;
+    // layer "all" for the totals.
+    std::string s = "layer,quantity,current,compare,compare_minus_current\n";
+    auto row = [&](const std::string& layer, const std::string& quantity, double a, double b) {
+        s += layer + "," + quantity + "," + num(a) + "," + num(b) + "," + num(b - a) + "\n";
+    };
+    row("all", "mean_loss", f.current.meanLoss, f.compare.meanLoss);
+    row("all", "perplexity", f.current.perplexity, f.compare.perplexity);
+    row("all", "relative_cost", f.current.relativeCost, f.compare.relativeCost);
+    row("all", "loss_after_" + std::to_string(f.context), f.current.lossAfterContext, f.compare.lossAfterContext);
+    row("all", "beyond_span", static_cast<double>(f.current.beyondSpan), static_cast<double>(f.compare.beyondSpan));
+    for (size_t l = 0; l < f.currentLayers.size() && l < f.compareLayers.size(); ++l) {
+        const LayerRow &a = f.currentLayers[l], &b = f.compareLayers[l];
+        const std::string layer = std::to_string(l);
+        s += layer + ",spec," + text(a.spec.text()) + "," + text(b.spec.text()) + ",\n";
+        row(layer, "pairs", static_cast<double>(a.pairs), static_cast<double>(b.pairs));
+        row(layer, "share_of_full", a.shareOfFull, b.shareOfFull);
+        row(layer, "beyond_mass", a.beyondMass, b.beyondMass);
+        row(layer, "mean_distance", a.meanDistance, b.meanDistance);
+        row(layer, "entropy", a.entropy, b.entropy);
+        row(layer, "sink_mass", a.sinkMass, b.sinkMass);
+    }
+    return s;
+}
+
+std::string figureCsv(const CompareLossFigure& f) {
+    const size_t n = std::min(f.currentLoss.size(), f.compareLoss.size());
+    std::vector<float> diff(n);
+    for (size_t i = 0; i < n; ++i) diff[i] = f.compareLoss[i] - f.currentLoss[i];
+    const std::vector<double> mean = runningMean(diff, compareSmoothingWindow(f));
+    std::string s = "position,loss_current,loss_compare,compare_minus_current,running_mean_difference\n";
+    for (size_t i = 0; i < n; ++i)
+        s += std::to_string(i) + "," + num(f.currentLoss[i]) + "," + num(f.compareLoss[i]) + "," + num(diff[i]) + "," +
+             num(mean[i]) + "\n";
     return s;
 }
 

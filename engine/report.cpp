@@ -106,6 +106,19 @@ AttentionMapFigure mapFigure(const AnalysisResult& r, int64_t layer, int head) {
     return f;
 }
 
+std::string documentTitle(const ViewSelection& s) {
+    switch (s.tint) {
+        case TokenTint::Loss: return "Document tinted by per-token loss";
+        case TokenTint::DeltaLoss: return "Document tinted by loss minus all-full attention";
+        case TokenTint::Attention:
+            if (s.query < 0) return "Document tinted by the attention of a query token (none chosen)";
+            return "Document tinted by the attention of token " + std::to_string(s.query) + ", layer " +
+                   std::to_string(s.layer) + (s.head < 0 ? " (head mean)" : ", head " + std::to_string(s.head));
+        case TokenTint::BeyondSpan: return "Document tinted by attention mass beyond the span, layer " + std::to_string(s.layer);
+    }
+    return "Document";
+}
+
 void writeIndex(const std::string& path, const FigureTitle& t, const std::vector<ReportFigure>& figures,
                 const ReportInput& in, const AnalysisResult& r) {
     std::string h = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>spanscope report: " +
@@ -117,8 +130,9 @@ void writeIndex(const std::string& path, const FigureTitle& t, const std::vector
     char buf[160];
     std::snprintf(buf, sizeof buf, "%lld tokens; loss %.4f nats/token, perplexity %.2f; C = %.4f",
                   static_cast<long long>(r.numTokens), r.meanLoss, r.perplexity, r.cost.relativeCost);
-    const std::pair<std::string, std::string> rows[] = {
+    std::vector<std::pair<std::string, std::string>> rows = {
         {"model", in.modelDir}, {"document", in.docPath}, {"pattern", in.pattern}, {"result", buf}, {"device", in.device}};
+    if (in.withCompare) rows.insert(rows.begin() + 3, {"compared with", in.comparePattern});
     for (const auto& [k, v] : rows) h += "<tr><td>" + k + "</td><td>" + html(v) + "</td></tr>\n";
     h += "</table>\n<p>Every setting and both content hashes are in <a href=\"manifest.json\">manifest.json</a>; "
          "<code>spanscope-cli report --from manifest.json --out DIR</code> regenerates the figures.</p>\n";
@@ -152,6 +166,14 @@ std::vector<ReportFigure> reportFigures(const ReportInput& in) {
         f.push_back({"perplexity_vs_cost",
                      "Perplexity against attention cost, boundary sweep l = 0.." + std::to_string(in.config.numLayers)});
     f.push_back({"cost_table", "Attention cost per layer"});
+    f.push_back({"document_text", documentTitle(in.selection)});
+    f.push_back({"layer_stack", in.selection.head < 0 ? "Layer stack: pattern and attention statistics (head mean)"
+                                                      : "Layer stack: pattern and attention statistics, head " +
+                                                            std::to_string(in.selection.head)});
+    if (in.withCompare) {
+        f.push_back({"compare_layers", "Compare: " + in.pattern + " against " + in.comparePattern});
+        f.push_back({"compare_loss", "Compare: per-token loss difference, " + in.comparePattern + " minus " + in.pattern});
+    }
     return f;
 }
 
@@ -219,6 +241,8 @@ std::string modelWeightsHash(const std::string& modelDir, size_t* hashedFiles) {
 std::vector<std::string> writeReport(const ReportInput& in, const std::string& outDir, bool force) {
     if (!in.analysis) throw InputError("report: no analysis to draw");
     if (in.withSweep && (!in.sweep || in.sweep->empty())) throw InputError("report: no boundary sweep to draw");
+    if (!in.docText || !in.offsets || !in.tokenIds) throw InputError("report: no document text to draw");
+    if (in.withCompare && !in.compare) throw InputError("report: no second pattern to compare");
     const AnalysisResult& r = *in.analysis;
     const std::string out = trimSlashes(outDir);
     const std::vector<ReportFigure> figures = reportFigures(in);
@@ -247,6 +271,18 @@ std::vector<std::string> writeReport(const ReportInput& in, const std::string& o
         emit(s);
     }
     emit(CostTableFigure{{}, r.pattern, r.cost, r.numTokens, in.config.numHeads, in.config.headDim()});
+    emit(documentTextFigure(r, in.fullLoss, *in.docText, *in.offsets, *in.tokenIds, in.selection));
+    emit(layerStackFigure(r, in.selection));
+    if (in.withCompare) {
+        // The title's pattern names both.
+        const std::string both = in.pattern + "  vs  " + in.comparePattern;
+        CompareLayersFigure layers = compareLayersFigure(r, *in.compare, in.selection.head, in.config.maxPositions);
+        CompareLossFigure loss = compareLossFigure(r, *in.compare, in.config.maxPositions);
+        title.pattern = both;
+        emit(layers);
+        emit(loss);
+        title.pattern = in.pattern;
+    }
 
     // index.html, then the manifest last: a folder with a manifest is a complete report.
     writeIndex(out + "/" + kIndexName, title, figures, in, r);

@@ -1,5 +1,6 @@
 // A report: the print figures of one analysis (distance profile, attention maps, per-token loss,
-// perplexity against cost, cost table), each as PNG/SVG/PDF with its CSV, plus index.html and
+// perplexity against cost, cost table, the tinted document text, the layer stack, and a second
+// pattern compared with the first), each as PNG/SVG/PDF with its CSV, plus index.html and
 // manifest.json (schema version, both content hashes, every setting). Shared by
 // `spanscope-cli report` and the desktop app's "Export view figures...".
 //
@@ -18,6 +19,7 @@
 
 #include "engine/analysis.h"
 #include "engine/model_config.h"
+#include "engine/view_figures.h"
 
 namespace spanscope {
 
@@ -48,6 +50,16 @@ struct ReportInput {
     const std::vector<SweepPoint>* sweep = nullptr;
     std::string sweepSparse;                       // text form of the sweep's sparse kind
     int currentBoundary = -1;                      // sweep point to highlight; -1: none
+
+    // The Document, Layers and Compare views' figures (view_figures.h). The document text figure
+    // needs the document and its tokens: docText, offsets (T byte ranges) and tokenIds (T).
+    ViewSelection selection;                       // text window resolved by the caller
+    const std::string* docText = nullptr;
+    const std::vector<std::pair<uint32_t, uint32_t>>* offsets = nullptr;
+    const std::vector<int32_t>* tokenIds = nullptr;
+    bool withCompare = false;                      // draw the two patterns side by side (needs `compare`)
+    std::string comparePattern;                    // text form of the second pattern
+    const AnalysisResult* compare = nullptr;
 };
 
 struct ReportFigure {

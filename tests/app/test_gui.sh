@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The desktop app under Xvfb, driven by a script: load a model and a document, move the boundary,
 # select a token, zoom the map, switch views, sweep, compare, export the views' figures (twice: the
-# second, without force, is refused), and drop bad files on the window.
+# second, without force, is refused), and drop bad files on the window. Then three short sessions
+# answer the export dialog: a fresh folder exports without asking; an existing export makes it ask
+# "Overwrite N files?", and Cancel leaves every file as it was while Overwrite rewrites them all.
 # Asserts on the app's state and on what the screenshots show. Exit 77 (skipped) without Xvfb.
 set -uo pipefail
 GUI=${SPANSCOPE_GUI:?}
@@ -115,7 +117,8 @@ import csv, os, subprocess, xml.etree.ElementTree as ET
 x, x2 = json.load(open(f"{w}/s6.json")), json.load(open(f"{w}/s7.json"))
 ex = f"{w}/export"
 layer = x["layer"]
-figs = ["distance_profile", f"attention_map_layer{layer:02d}", "token_loss", "perplexity_vs_cost", "cost_table"]
+figs = ["distance_profile", f"attention_map_layer{layer:02d}", "token_loss", "perplexity_vs_cost", "cost_table",
+        "document_text", "layer_stack", "compare_layers", "compare_loss"]
 check(f"export succeeded ({x['export_error']!r})", x["export_error"] == "" and not x["exporting"])
 check(f"export wrote {len(x['export_files'])} files", len(x["export_files"]) == 4 * len(figs) + 2
       and all(os.path.getsize(f) > 0 for f in x["export_files"]))
@@ -142,6 +145,33 @@ check(f"token loss csv: T-1 rows, mean {mean:.5f} = app {x['analysis']['mean_los
       len(loss) == x["snapshot"]["tokens"] - 1 and abs(mean - x["analysis"]["mean_loss"]) < 1e-4
       and loss[0]["loss_all_full"] != "")
 check("sweep csv has L+1 points", len(list(csv.DictReader(open(f"{ex}/perplexity_vs_cost.csv")))) == x["sweep_points"])
+# Document: the attention tint of token 700 in layer 3 (block 128: keys 640..700), 400 tokens around it.
+st = m["settings"]
+check("export settings hold the Document view's tint, query and window",
+      (st["tint"], st["query_token"], st["select_layer"], st["text_first"], st["text_tokens"]) == ("attention", 700, 3, 500, 400))
+doc = list(csv.DictReader(open(f"{ex}/document_text.csv", newline="")))
+att = {int(r["position"]): float(r["attention"]) for r in doc if r["attention"] != ""}
+check(f"document csv: the query's row over the window sums to 1 ({sum(att.values()):.6f}), nothing before its block or after it",
+      abs(sum(att.values()) - 1) < 1e-4 and max(att) == 700 and all(v == 0 for k, v in att.items() if k < 640)
+      and all(v > 0 for k, v in att.items() if k >= 640))
+lmean = {int(r["position"]) + 1: r["loss_pattern"] for r in loss}
+check("document csv: each token's loss is the token loss csv's", all(r["loss"] == lmean[int(r["position"])] for r in doc))
+# Layers: the stack the app shows (head mean), the boundary below layer 2.
+stack = list(csv.DictReader(open(f"{ex}/layer_stack.csv")))
+check("layer stack csv: the app's specs and beyond-span mass, boundary at 2",
+      [r["spec"] for r in stack] == [l["spec"] for l in x["analysis"]["layers"]]
+      and all(abs(float(r["beyond_mass"]) - l["beyond_mass"]) <= 1e-12 * max(1, l["beyond_mass"])
+              for r, l in zip(stack, x["analysis"]["layers"]))
+      and [r["full_below_boundary"] for r in stack] == ["1", "1", "0", "0", "0", "0"])
+# Compare: the app's pattern against full*6.
+cmpl = {(r["layer"], r["quantity"]): r for r in csv.DictReader(open(f"{ex}/compare_layers.csv"))}
+check("compare csv: current is the app's analysis, compare is all-full",
+      abs(float(cmpl["all", "mean_loss"]["current"]) - x["analysis"]["mean_loss"]) < 1e-12
+      and float(cmpl["all", "relative_cost"]["compare"]) == 1.0 and cmpl["5", "spec"]["compare"] == "full"
+      and m["settings"]["compare"] == "full*6")
+check("manifest maps every data view to its figures, Help to none",
+      m["source"]["views"]["Document"] == "document_text" and m["source"]["views"]["Layers"] == "layer_stack"
+      and m["source"]["views"]["Compare"] == "compare_layers, compare_loss" and m["source"]["views"]["Help"].startswith("none"))
 check(f"second export without force is refused ({x2['export_error']!r})",
       "already exists" in x2["export_error"] and x2["export_files"] == [])
 check("refused export leaves no temporary files", not [f for f in os.listdir(ex) if ".tmp." in f])
@@ -153,9 +183,106 @@ check(f"report --from the export regenerates the same cost table and distance pr
 rl = list(csv.DictReader(open(f"{regen}/token_loss.csv")))
 check("report --from regenerates the token loss", len(rl) == len(loss)
       and max(abs(float(a["loss_pattern"]) - float(b["loss_pattern"])) for a, b in zip(rl, loss)) < 1e-3)
+def same_table(name):  # same rows and text; numbers within the app's and the CLI's float noise
+    a, b = list(csv.reader(open(f"{ex}/{name}.csv", newline=""))), list(csv.reader(open(f"{regen}/{name}.csv", newline="")))
+    if len(a) != len(b): return False
+    for ra, rb in zip(a, b):
+        for u, v in zip(ra, rb):
+            try: fu, fv = float(u), float(v)
+            except ValueError:
+                if u != v: return False
+                continue
+            if abs(fu - fv) > 1e-3 * max(1, abs(fu)): return False
+    return True
+check("report --from regenerates the layer stack exactly", open(f"{ex}/layer_stack.csv").read() == open(f"{regen}/layer_stack.csv").read())
+for name in ("document_text", "compare_layers", "compare_loss"):
+    check(f"report --from regenerates {name}", same_table(name))
 frames = [float(l.split(",")[1]) for l in open(f"{w}/frames.csv").read().split()[1:]]
 frames.sort()
 print(f"frames: {len(frames)}, median {frames[len(frames)//2]:.1f} ms, p95 {frames[int(len(frames)*0.95)]:.1f} ms, max {frames[-1]:.1f} ms")
 print(f"gui checks: {len(fails)} failed")
 sys.exit(1 if fails else 0)
 PY
+main_rc=$?
+
+# The export dialog, answered by the script: three sessions on one folder.
+gui() {  # gui NAME: run the app on $W/NAME.txt; its exit code in $rc
+  timeout 300 xvfb-run -a -s "-screen 0 1400x900x24" "$GUI" --script "$W/$1.txt" --settings "$W/$1-settings.json" \
+    --width 1400 --height 900 >"$W/$1.log" 2>&1
+  rc=$?
+}
+snapshot() {  # path, size, mtime (ns) and sha256 of every file
+  python3 - "$1" <<'PY'
+import hashlib, os, sys
+for f in sorted(os.listdir(sys.argv[1])):
+    p = os.path.join(sys.argv[1], f)
+    print(f, os.path.getsize(p), os.stat(p).st_mtime_ns, hashlib.sha256(open(p, "rb").read()).hexdigest())
+PY
+}
+D="$W/dialog"
+cat >"$W/d1.txt" <<SCRIPT
+drop $W/model
+drop $W/doc.txt
+wait
+export-dialog $D
+frames 3
+wait
+state $W/d0.json
+export-answer cancel
+SCRIPT
+gui d1
+dialog_fails=0
+dcheck() {  # dcheck NAME CONDITION...
+  local name=$1; shift
+  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; dialog_fails=$((dialog_fails + 1)); fi
+}
+dcheck "answering a dialog that does not ask fails the script (exit 2)" \
+  bash -c "[ $rc -eq 2 ] && grep -q 'the export dialog is not asking to overwrite' '$W/d1.log'"
+state() { python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$W/$1.json" "$2"; }
+dcheck "a fresh folder exports from the dialog without asking (26 files)" \
+  test "$(state d0 '(s["export_error"], len(s["export_files"]), s["export_dialog_open"], s["export_overwrite_question"])')" = "('', 26, False, 0)"
+before=$(snapshot "$D")
+dcheck "the dialog export wrote 26 files" test "$(echo "$before" | wc -l)" -eq 26
+
+for answer in cancel overwrite; do
+  cat >"$W/d-$answer.txt" <<SCRIPT
+drop $W/model
+drop $W/doc.txt
+boundary 1
+wait
+export-dialog $D
+frames 3
+state $W/ask-$answer.json
+screenshot $OUT/gui_export_overwrite.png
+export-answer $answer
+frames 3
+wait
+state $W/after-$answer.json
+SCRIPT
+  sleep 0.05  # a rewrite gets a later mtime
+  gui "d-$answer"
+  dcheck "$answer session exits 0" test "$rc" -eq 0
+  dcheck "$answer: the dialog asks 'Overwrite 26 files?'" \
+    test "$(state "ask-$answer" '(s["export_dialog_open"], s["export_overwrite_question"], s["exporting"], s["export_files"])')" = "(True, 26, False, [])"
+  dcheck "$answer: the dialog closes" \
+    test "$(state "after-$answer" '(s["export_dialog_open"], s["export_overwrite_question"], s["export_error"])')" = "(False, 0, '')"
+  dcheck "$answer: no temporary file left" test -z "$(find "$D" -name '*.tmp.*')"
+  if [ "$answer" = cancel ]; then
+    dcheck "cancel: nothing exported" test "$(state after-cancel 'len(s["export_files"])')" = 0
+    dcheck "cancel: every file as it was (size, mtime, sha256)" test "$before" = "$(snapshot "$D")"
+  else
+    dcheck "overwrite: 26 files exported" test "$(state after-overwrite 'len(s["export_files"])')" = 26
+    dcheck "overwrite: every file rewritten, the pattern's numbers changed" python3 - "$before" "$(snapshot "$D")" "$D" <<'PY'
+import json, sys
+old = {l.split()[0]: l.split()[1:] for l in sys.argv[1].splitlines()}
+new = {l.split()[0]: l.split()[1:] for l in sys.argv[2].splitlines()}
+assert old.keys() == new.keys(), old.keys() ^ new.keys()
+assert all(int(new[f][1]) > int(old[f][1]) for f in old), [f for f in old if int(new[f][1]) <= int(old[f][1])]
+for f in ("cost_table.csv", "layer_stack.csv", "manifest.json", "token_loss.csv"):
+    assert new[f][2] != old[f][2], f
+assert json.load(open(f"{sys.argv[3]}/manifest.json"))["pattern"] == "full*1,window:512*5"
+PY
+  fi
+done
+echo "dialog checks: $dialog_fails failed"
+[ "$main_rc" -eq 0 ] && [ "$dialog_fails" -eq 0 ]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # spanscope-cli report end to end: every figure in PNG, SVG and PDF and valid (PNG decodes, SVG
-# parses as XML, PDF opens with pdfinfo), CSV numbers equal the analyze/sweep JSON, --from
+# parses as XML, PDF opens with pdfinfo), CSV numbers equal the analyze/sweep JSON (the document
+# text, layer stack and compare figures included), --from
 # manifest.json regenerates identical CSVs, existing files are never overwritten without --force
 # (and nothing is written then), a bad output path or a failing write gives one error line and
 # leaves no temporary or half-written file.
@@ -34,18 +35,23 @@ command -v pdfinfo >/dev/null || { echo "FAIL pdfinfo not found: install poppler
   --pattern "masformer:2,window:256" >>"$W/log" 2>&1 || { cat "$W/log"; exit 1; }
 head -c 6000 $L/GPL-3 >"$W/doc.txt"
 P="full*2,window:256*2"
-"$CLI" analyze --model "$W/model" --doc "$W/doc.txt" --pattern "$P" --pool 64 --maps --json "$W/a.json" >/dev/null 2>&1
+"$CLI" analyze --model "$W/model" --doc "$W/doc.txt" --pattern "$P" --pool 64 --maps --rows 700 --json "$W/a.json" >/dev/null 2>&1
 check "analyze --json exits 0" test $? -eq 0
+C="full*3,block:128"
+"$CLI" analyze --model "$W/model" --doc "$W/doc.txt" --pattern "$C" --pool 64 --json "$W/c.json" >/dev/null 2>&1
+check "analyze --json of the compare pattern exits 0" test $? -eq 0
 "$CLI" sweep --model "$W/model" --doc "$W/doc.txt" --sparse window:256 --json "$W/s.json" >/dev/null 2>&1
 check "sweep --json exits 0" test $? -eq 0
 
 R="$W/report"
 "$CLI" report --model "$W/model" --doc "$W/doc.txt" --pattern "$P" --sweep --sparse window:256 --pool 64 \
-  --layers 0,3 --heads all --out "$R" >"$W/report.txt" 2>"$W/report.err"
+  --layers 0,3 --heads all --compare "$C" --tint attention --query 700 --select-layer 3 --select-head 1 \
+  --out "$R" >"$W/report.txt" 2>"$W/report.err"
 check "report exits 0" test $? -eq 0
 cat "$W/report.txt"
 FIGS="distance_profile attention_map_layer00 attention_map_layer00_head0 attention_map_layer00_head1
-  attention_map_layer03 attention_map_layer03_head0 attention_map_layer03_head1 token_loss perplexity_vs_cost cost_table"
+  attention_map_layer03 attention_map_layer03_head0 attention_map_layer03_head1 token_loss perplexity_vs_cost cost_table
+  document_text layer_stack compare_layers compare_loss"
 for f in $FIGS; do
   check "$f: png, svg, pdf and csv written" test -s "$R/$f.png" -a -s "$R/$f.svg" -a -s "$R/$f.pdf" -a -s "$R/$f.csv"
   check "$f.pdf opens (pdfinfo: 1 page)" bash -c "pdfinfo '$R/$f.pdf' | grep -qE '^Pages: +1$'"
@@ -95,6 +101,9 @@ assert m["document"]["fnv1a64"] == fnv(open(f"{W}/doc.txt", "rb").read())
 assert m["pattern"] == "full*2,window:256*2"
 s = m["settings"]
 assert s["layers"] == [0, 3] and s["heads"] == "all" and s["sweep"] and s["sparse"] == "window:256" and s["pool"] == 64
+assert (s["tint"], s["query_token"], s["select_layer"], s["select_head"]) == ("attention", 700, 3, 1), s
+assert s["compare"] == "full*3,block:128*1" and (s["text_first"], s["text_tokens"]) == (500, 400), s
+assert [f["name"] for f in m["figures"]][-4:] == ["document_text", "layer_stack", "compare_layers", "compare_loss"]
 assert sorted(m["files"]) == sorted(f for f in os.listdir(R)), set(os.listdir(R)) ^ set(m["files"])
 html = open(f"{R}/index.html").read()
 for f in m["figures"]:
@@ -139,6 +148,72 @@ assert c[-1]["layer"] == "total" and c[-1]["spec"] == a["pattern"]
 close(c[-1]["share_of_full"], a["cost"]["relative_cost"], 1e-12, 0)
 close(c[-1]["pairs"], a["cost"]["pairs"], 0, 0)
 PY
+check "document, layer stack and compare CSVs equal the analysis JSON" python3 - "$R" "$W/a.json" "$W/c.json" "$W/doc.txt" <<'PY'
+import csv, json, math, re, sys
+R = sys.argv[1]
+a, c = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+doc = open(sys.argv[4], "rb").read()
+def rows(name): return list(csv.DictReader(open(f"{R}/{name}.csv", newline="")))
+def close(x, y, rel=1e-6, abs_=1e-9):
+    assert math.isclose(float(x), float(y), rel_tol=rel, abs_tol=abs_), (x, y)
+T, H, layer, head, query = a["tokens"], 2, 3, 1, 700
+# Document text: 400 tokens centred on the query; loss of token t is token_loss[t-1]; the attention
+# column is head 1's exact row of query 700 in layer 3, empty after the query.
+d = rows("document_text")
+assert [int(r["position"]) for r in d] == list(range(500, 900)), (d[0]["position"], len(d))
+row = a["layers"][layer]["rows"]  # (R=1, H, T)
+assert len(row) == H * T
+full = {int(r["position"]) + 1: r["loss_all_full"] for r in rows("token_loss")}
+for r in d:
+    t = int(r["position"])
+    close(r["loss"], a["token_loss"][t - 1])
+    assert r["loss_all_full"] == full[t], (t, r["loss_all_full"], full[t])
+    close(r["loss_minus_all_full"], float(r["loss"]) - float(r["loss_all_full"]), 1e-5, 1e-6)
+    close(r["beyond_span_mass"], a["layers"][layer]["beyond_per_token"][t], 1e-6, 1e-12)
+    if t <= query: close(r["attention"], row[head * T + t], 1e-6, 1e-12)
+    else: assert r["attention"] == "", (t, r["attention"])
+# Layer 3 is window:256 and query 700 sees keys 445..700: the window holds 500..700 of them.
+in_window = sum(row[head * T + k] for k in range(500, 701))
+close(sum(float(r["attention"]) for r in d if r["attention"]), in_window, 1e-5)
+# The text column, unescaped and joined, is the document's bytes over those tokens.
+def unescape(s): return re.sub(rb"\\(x[0-9A-F]{2}|n|t|r|\\)", lambda m: {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"\\": b"\\"}.get(m.group(1)) or bytes([int(m.group(1)[1:], 16)]), s.encode())
+text = b"".join(unescape(r["text"]) for r in d)
+assert len(text) > 800 and doc.count(text) == 1, len(text)
+# Layer stack: head 1's statistics, the cost model's pairs, the boundary below layer 2.
+st = rows("layer_stack")
+assert [r["spec"] for r in st] == [l["spec"] for l in a["layers"]]
+for l, r in enumerate(st):
+    la, h = a["layers"][l], a["layers"][l]["heads"][head]
+    assert r["full_below_boundary"] == ("1" if l < 2 else "0")
+    close(r["pairs"], la["cost"]["pairs"], 0, 0)
+    close(r["share_of_full"], la["cost"]["share_of_full"], 1e-12, 0)
+    for k in ("beyond_mass", "mean_distance", "entropy", "sink_mass"): close(r[k], h[k], 1e-12, 1e-15)
+# Compare: the two analyses side by side, in long form.
+cl = {(r["layer"], r["quantity"]): r for r in rows("compare_layers")}
+for k in ("mean_loss", "perplexity"):
+    close(cl["all", k]["current"], a[k], 1e-12); close(cl["all", k]["compare"], c[k], 1e-12)
+    close(cl["all", k]["compare_minus_current"], c[k] - a[k], 1e-6, 1e-12)
+close(cl["all", "relative_cost"]["current"], a["cost"]["relative_cost"], 1e-12)
+close(cl["all", "relative_cost"]["compare"], c["cost"]["relative_cost"], 1e-12)
+assert (cl["all", "beyond_span"]["current"], cl["all", "beyond_span"]["compare"]) == ("256", "128")
+for l in range(4):
+    assert (cl[str(l), "spec"]["current"], cl[str(l), "spec"]["compare"]) == (a["layers"][l]["spec"], c["layers"][l]["spec"])
+    for k in ("beyond_mass", "mean_distance", "entropy", "sink_mass"):
+        close(cl[str(l), k]["current"], a["layers"][l]["heads"][head][k], 1e-12, 1e-15)
+        close(cl[str(l), k]["compare"], c["layers"][l]["heads"][head][k], 1e-12, 1e-15)
+lo = rows("compare_loss")
+assert len(lo) == T - 1
+for r, x, y in zip(lo, a["token_loss"], c["token_loss"]):
+    close(r["loss_current"], x); close(r["loss_compare"], y); close(r["compare_minus_current"], y - x, 1e-5, 1e-6)
+assert any(float(r["compare_minus_current"]) != 0 for r in lo[200:])  # the patterns differ beyond 128 tokens
+assert all(float(r["compare_minus_current"]) == 0 for r in lo[:127])  # and agree before
+PY
+expect_error "--tint attention needs --query" "needs --query" \
+  "$CLI" report --model "$W/model" --doc "$W/doc.txt" --tint attention --out "$W/noquery"
+expect_error "--query past the document" "past the document" \
+  "$CLI" report --model "$W/model" --doc "$W/doc.txt" --tint attention --query 99999 --out "$W/farquery"
+expect_error "a bad --compare pattern" "bogus" "$CLI" report --model "$W/model" --doc "$W/doc.txt" --compare bogus:1 --out "$W/badcmp"
+check "refused reports wrote no file" test ! -e "$W/noquery" -a -z "$(ls -A "$W/farquery" 2>/dev/null)" -a ! -e "$W/badcmp"
 
 # Regeneration from the manifest, from another working directory.
 (cd "$W" && "$CLI" report --from "$R/manifest.json" --out "$W/again" >/dev/null 2>"$W/again.err")
