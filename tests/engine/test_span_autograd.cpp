@@ -8,6 +8,7 @@
 #include <random>
 
 #include "engine/span_autograd.h"
+#include "tests/kernels/attention_test_util.h"
 
 using namespace spanscope;
 
@@ -25,10 +26,7 @@ TEST(SpanAutograd, GradientsMatchSdpaWithTheSameMask) {
         auto out1 = spanAttentionAutograd(q1, k1, v1, mask, scale);
         (out1 * g).sum().backward();
 
-        auto allowed = at::empty({T, T}, at::kBool);
-        auto a = allowed.accessor<bool, 2>();
-        for (int64_t i = 0; i < T; ++i)
-            for (int64_t j = 0; j < T; ++j) a[i][j] = mask.allows(i, j);
+        auto allowed = test::denseMask(mask, T);
         auto q2 = q0.clone().requires_grad_(true), k2 = k0.clone().requires_grad_(true), v2 = v0.clone().requires_grad_(true);
         auto out2 = at::scaled_dot_product_attention(q2, k2, v2, allowed, 0.0, false, scale);
         (out2 * g).sum().backward();

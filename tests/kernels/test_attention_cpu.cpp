@@ -8,6 +8,7 @@
 #include <random>
 
 #include "kernels/attention_cpu.h"
+#include "tests/kernels/attention_test_util.h"
 
 using namespace spanscope;
 
@@ -181,10 +182,7 @@ TEST(SpanAttentionCpu, BackwardMatchesAutogradOfTheTextbookAttention) {
 
             auto qd = q.to(at::kDouble).requires_grad_(true), kd = k.to(at::kDouble).requires_grad_(true);
             auto vd = v.to(at::kDouble).requires_grad_(true);
-            auto allowed = at::empty({T, T}, at::kBool);
-            auto a = allowed.accessor<bool, 2>();
-            for (int64_t i = 0; i < T; ++i)
-                for (int64_t j = 0; j < T; ++j) a[i][j] = mask.allows(i, j);
+            auto allowed = test::denseMask(mask, T);
             auto s = (at::matmul(qd, kd.transpose(-1, -2)) * scale).masked_fill(allowed.logical_not(), -INFINITY);
             (at::matmul(at::softmax(s, -1), vd) * g.to(at::kDouble)).sum().backward();
             const std::string where = "mask kind " + std::to_string(static_cast<int>(mask.kind)) + " span " +

@@ -10,10 +10,10 @@
 
 #include <cmath>
 #include <random>
-#include <sstream>
 
 #include "kernels/attention_cpu.h"
 #include "kernels/ops.h"
+#include "tests/kernels/attention_test_util.h"
 
 using namespace spanscope;
 
@@ -25,13 +25,7 @@ struct BwdCase {
     SpanMask mask;
 };
 
-std::string caseName(const BwdCase& c) {
-    std::ostringstream s;
-    if (c.mask.kind == MaskKind::Full) s << "full";
-    else s << (c.mask.kind == MaskKind::Window ? "window" : "block") << c.mask.span << (c.mask.prevBlock ? "prev" : "");
-    s << "_B" << c.B << "_H" << c.H << "_T" << c.T << "_D" << c.D << "_" << (c.dtype == at::kBFloat16 ? "bf16" : "fp16");
-    return s.str();
-}
+std::string caseName(const BwdCase& c) { return test::shapeCaseName(c.mask, c.B, c.H, c.T, c.D, c.dtype); }
 
 void PrintTo(const BwdCase& c, std::ostream* os) { *os << caseName(c); }
 
@@ -48,17 +42,8 @@ std::vector<BwdCase> bwdCases() {
     return cases;
 }
 
-at::Tensor denseMask(const SpanMask& mask, int64_t T) {
-    auto allowed = at::empty({T, T}, at::kBool);
-    auto a = allowed.accessor<bool, 2>();
-    for (int64_t i = 0; i < T; ++i)
-        for (int64_t j = 0; j < T; ++j) a[i][j] = mask.allows(i, j);
-    return allowed;
-}
-
-double maxAbs(const at::Tensor& a, const at::Tensor& b) {
-    return (a.to(at::kDouble).cpu() - b.to(at::kDouble).cpu()).abs().max().item<double>();
-}
+using test::denseMask;
+using test::maxAbs;
 
 class SpanAttentionBwdCudaTest : public ::testing::TestWithParam<BwdCase> {};
 

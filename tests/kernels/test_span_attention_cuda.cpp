@@ -13,6 +13,7 @@
 
 #include "kernels/attention_cpu.h"
 #include "kernels/ops.h"
+#include "tests/kernels/attention_test_util.h"
 
 using namespace spanscope;
 
@@ -24,17 +25,7 @@ struct FwdCase {
     SpanMask mask;
 };
 
-std::string maskName(const SpanMask& m) {
-    if (m.kind == MaskKind::Full) return "full";
-    return std::string(m.kind == MaskKind::Window ? "window" : "block") + std::to_string(m.span) + (m.prevBlock ? "prev" : "");
-}
-
-std::string caseName(const FwdCase& c) {
-    std::ostringstream s;
-    s << maskName(c.mask) << "_B" << c.B << "_H" << c.H << "_T" << c.T << "_D" << c.D << "_"
-      << (c.dtype == at::kBFloat16 ? "bf16" : "fp16");
-    return s.str();
-}
+std::string caseName(const FwdCase& c) { return test::shapeCaseName(c.mask, c.B, c.H, c.T, c.D, c.dtype); }
 
 void PrintTo(const FwdCase& c, std::ostream* os) { *os << caseName(c); }
 
@@ -56,18 +47,8 @@ std::vector<FwdCase> fwdCases() {
     return cases;
 }
 
-// (T, T) boolean mask from SpanMask::allows.
-at::Tensor denseMask(const SpanMask& mask, int64_t T) {
-    auto allowed = at::empty({T, T}, at::kBool);
-    auto a = allowed.accessor<bool, 2>();
-    for (int64_t i = 0; i < T; ++i)
-        for (int64_t j = 0; j < T; ++j) a[i][j] = mask.allows(i, j);
-    return allowed;
-}
-
-double maxAbs(const at::Tensor& a, const at::Tensor& b) {
-    return (a.to(at::kDouble).cpu() - b.to(at::kDouble).cpu()).abs().max().item<double>();
-}
+using test::denseMask;
+using test::maxAbs;
 
 class SpanAttentionCudaTest : public ::testing::TestWithParam<FwdCase> {};
 

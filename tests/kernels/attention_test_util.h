@@ -1,0 +1,41 @@
+// Helpers shared by the attention tests: dense masks from SpanMask, readable case names, errors.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <sstream>
+#include <string>
+
+#include "kernels/span_mask.h"
+
+namespace spanscope::test {
+
+// (T, T) boolean CPU tensor of SpanMask::allows.
+inline at::Tensor denseMask(const SpanMask& mask, int64_t T) {
+    auto allowed = at::empty({T, T}, at::kBool);
+    auto a = allowed.accessor<bool, 2>();
+    for (int64_t i = 0; i < T; ++i)
+        for (int64_t j = 0; j < T; ++j) a[i][j] = mask.allows(i, j);
+    return allowed;
+}
+
+// "full", "window37", "block100prev", ...
+inline std::string maskName(const SpanMask& m) {
+    if (m.kind == MaskKind::Full) return "full";
+    return std::string(m.kind == MaskKind::Window ? "window" : "block") + std::to_string(m.span) + (m.prevBlock ? "prev" : "");
+}
+
+// "<mask>_B2_H3_T100_D64_bf16"
+inline std::string shapeCaseName(const SpanMask& m, int64_t B, int64_t H, int64_t T, int64_t D, at::ScalarType dtype) {
+    std::ostringstream s;
+    s << maskName(m) << "_B" << B << "_H" << H << "_T" << T << "_D" << D << "_" << (dtype == at::kBFloat16 ? "bf16" : "fp16");
+    return s.str();
+}
+
+// Largest absolute difference, compared in fp64 on the CPU.
+inline double maxAbs(const at::Tensor& a, const at::Tensor& b) {
+    return (a.to(at::kDouble).cpu() - b.to(at::kDouble).cpu()).abs().max().item<double>();
+}
+
+}  // namespace spanscope::test
