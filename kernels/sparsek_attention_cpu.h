@@ -1,0 +1,64 @@
+// SparseK attention, one head of one sequence — the exact CPU reference (plain C++, no LibTorch).
+//
+// Legend: T tokens, D head dim, S selected (query, key) pairs beyond the windows.
+//
+// The rule (training, analysis and kernels must all use this one):
+//   * Query i keeps its local window W_i = {max(0, i−w+1) .. i} with mask 1.
+//   * Its candidates are the keys before the window, C_i = {0 .. i−w} (empty for i < w); they
+//     get the soft mask m_ij = SPARSEK(u_0..u_{i−w}, k)_j (kernels/sparsek_cpu.h): values in
+//     [0, 1], Σ_j m_ij = min(k, |C_i|). u_j = wᵀx_j is the per-key score of the scoring network,
+//     computed by the caller; it does not depend on the query.
+//   * The mask gates the exponentiated scores:
+//         a_ij = m_ij · exp(s_ij) / Σ_l m_il · exp(s_il),   s_ij = scale · q_i·k_j,
+//     over l ∈ W_i ∪ C_i, i.e. softmax of s_ij + log m_ij. A key with m = 1 is attended as in
+//     plain attention, m = 0 removes it, and a fractional m is a soft gate through which the
+//     gradient reaches the scoring network. With a 0/1 mask this is exactly attention restricted
+//     to window + selected keys. O_i = Σ_j a_ij v_j; lse_i = log Σ_l m_il exp(s_il).
+//   * Every row has its own key i in the window (w ≥ 1), so rows are never empty.
+//   * A soft mask may have more than k non-zero entries (a fractional tail); they are all kept
+//     here. Constant-memory generation keeps the hard top-k instead (SparseKStreamingSelector).
+// Computed in double, stored in float. O(T² log T) per call: for tests and small analyses.
+// Pure function, thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace spanscope {
+
+struct SparseKAttentionParams {
+    double topK = 0;          // k >= 0 (may be fractional or +inf)
+    int64_t window = 1;       // w >= 1
+    double scale = 0;         // score scale; 0 means 1/sqrt(D)
+    bool bisection = false;   // use sparsek_bisection_cpu (tests)
+    bool probabilities = false;  // fill SparseKAttentionResult::probs (T × T; small T only)
+};
+
+struct SparseKAttentionResult {
+    std::vector<float> out;   // (T, D) float32 row-major
+    std::vector<float> lse;   // (T) float32: log Σ_l m_il exp(s_il)
+    std::vector<double> tau;  // (T) float64: τ of each query's SPARSEK; −inf when C_i is empty
+    // Selected keys beyond the window, CSR by query: for query i, entries
+    // [selectedOffsets[i], selectedOffsets[i+1]) of selectedKeys (ascending) and selectedMask (> 0).
+    std::vector<int64_t> selectedOffsets;  // (T + 1)
+    std::vector<int64_t> selectedKeys;     // (S)
+    std::vector<float> selectedMask;       // (S) float32 m_ij in (0, 1]
+    std::vector<float> probs;  // (T, T) float32 a_ij when params.probabilities, else empty
+    int64_t windowPairs = 0;   // Σ_i |W_i|
+
+    // Pairs actually attended: window pairs + selected pairs (S).
+    int64_t attendedPairs() const { return windowPairs + static_cast<int64_t>(selectedKeys.size()); }
+};
+
+// q, k, v: (T, D) float32 row-major; u: (T) float32 key scores (−inf: never selected).
+// Throws std::invalid_argument on mismatched sizes, w < 1, k < 0, NaN or +inf scores.
+SparseKAttentionResult sparsek_attention_cpu(const std::vector<float>& q, const std::vector<float>& k,
+                                             const std::vector<float>& v, const std::vector<float>& u,
+                                             int64_t T, int64_t D, const SparseKAttentionParams& params);
+
+// The cost model's count for a causal sequence of T tokens with an integer budget: every query
+// attends min(i+1, w) window keys plus min(topK, |C_i|) selected keys — the hard top-k that a
+// kernel or a generator keeps (equals LayerSpec::sparseK(topK, w).attendedPairs(T)).
+int64_t sparsek_attended_pairs(int64_t T, int64_t topK, int64_t window);
+
+}  // namespace spanscope
