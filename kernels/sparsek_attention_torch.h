@@ -1,0 +1,31 @@
+// SparseK attention with ATen, differentiable end to end (autograd reaches q, k, v and the key
+// scores u), following exactly the rule of kernels/sparsek_attention_cpu.h: query i keeps its
+// window {i−w+1..i} with mask 1 and gates the keys before it, 0..i−w, with the soft mask
+// m_i = SPARSEK(u_0..u_{i−w}, k); a_ij = m_ij·exp(s_ij) / Σ_l m_il·exp(s_il).
+//
+// SPARSEK per row: τ is found by bisection without gradient, then re-expressed on the free set
+// F = {0 < p < 1} and the saturated set U = {p = 1} as τ = (Σ_F z − (k_i − |U|)) / |F|, so that
+// autograd through p = clip(z − τ, 0, 1) yields the operator's gradient g_z = g_p − mean_F(g_p) on
+// F and 0 elsewhere (k_i = min(k, i−w+1)).
+//
+// Dense: forms (B, H, T, T) tensors, so it is for training small models and short documents on the
+// CPU, and the reference a fused CUDA kernel will be tested against. Any float dtype, any device.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+namespace spanscope {
+
+// The soft mask M (B, H, T, T): 1 on each query's window, SPARSEK weights on the keys before it,
+// 0 elsewhere. u: (B, H, T) key scores (−inf: never selected). Differentiable in u.
+at::Tensor sparsek_mask_torch(const at::Tensor& u, double topK, int64_t window);
+
+// q, k, v: (B, H, T, D); u: (B, H, T). Returns out (B, H, T, D); lse (B, H, T) = log Σ m·exp(s)
+// and the mask M when the pointers are given.
+at::Tensor sparsek_attention_torch(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u,
+                                   double topK, int64_t window, double scale, at::Tensor* lse = nullptr,
+                                   at::Tensor* mask = nullptr);
+
+}  // namespace spanscope
