@@ -215,7 +215,11 @@ void GuiApp::frame() {
     int fw = 0, fh = 0;
     glfwGetFramebufferSize(m_window, &fw, &fh);
     glViewport(0, 0, fw, fh);
-    glClearColor(0.08f, 0.08f, 0.10f, 1.0f);
+    // The clear colour is the window background (as blended over the old desktop colour): views
+    // that overlap no other window skip their own background fill (View::draw).
+    const ImVec4 bg = ImGui::GetStyle().Colors[ImGuiCol_WindowBg];
+    auto over = [&bg](float under, float c) { return c * bg.w + under * (1.0f - bg.w); };
+    glClearColor(over(0.08f, bg.x), over(0.08f, bg.y), over(0.10f, bg.z), 1.0f);
     glClear(GL_COLOR_BUFFER_BIT);
     ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
     if (!m_screenshotPath.empty()) {
@@ -247,7 +251,10 @@ void GuiApp::submitAnalysis(const Snapshot& snap) {
         m_pending = r;
         m_pendingSince = Clock::now();
     }
-    const bool due = std::chrono::duration<double>(Clock::now() - m_pendingSince).count() >= kDebounceSeconds;
+    // An idle worker starts at once; a busy one is cancelled only once the request has been
+    // steady for the debounce time (a drag does not restart it every frame).
+    const bool due = m_runner.idle() ||
+                     std::chrono::duration<double>(Clock::now() - m_pendingSince).count() >= kDebounceSeconds;
     if ((m_pending != m_submitted && due) || key != m_submittedKey) {
         m_runner.analyze(m_pending);
         m_submitted = m_pending;

@@ -1,8 +1,12 @@
 #include "engine/analysis.h"
 
+#include <malloc.h>
+
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <mutex>
+#include <tuple>
 
 #include "engine/errors.h"
 #include "engine/model_impl.h"
@@ -63,7 +67,84 @@ void fillLoss(std::vector<float> loss, double& meanLoss, double& perplexity, std
     perplexity = std::exp(meanLoss);
 }
 
+// Everything besides the layer specs that a layer's statistics depend on.
+struct StatsKey {
+    bool withStats = false;
+    int64_t beyondSpan = 0, sinkTokens = 0, poolSize = 0;
+    std::vector<int64_t> queryRows;
+    int64_t mapQ0 = 0, mapQ1 = 0, mapK0 = 0, mapK1 = 0;
+    auto tie() const {
+        return std::tie(withStats, beyondSpan, sinkTokens, poolSize, queryRows, mapQ0, mapQ1, mapK0, mapK1);
+    }
+    bool operator==(const StatsKey& o) const { return tie() == o.tie(); }
+};
+
 }  // namespace
+
+// Entry i holds layer i: its spec, its result and the hidden state (1, T, C) after it; the
+// entries are always a prefix of the layers of the last analysis.
+struct AnalysisCache::State {
+    int64_t maxBytes = 0;
+    const ModelImpl* model = nullptr;
+    std::vector<int32_t> tokens;
+    StatsKey stats;
+    std::vector<LayerSpec> specs;
+    std::vector<LayerAnalysis> layers;
+    std::vector<at::Tensor> hidden;
+    int reused = 0;
+
+    void reset(const ModelImpl* m, const std::vector<int32_t>& t, const StatsKey& k) {
+        model = m;
+        tokens = t;
+        stats = k;
+        truncate(0);
+    }
+    void truncate(size_t n) {
+        specs.resize(std::min(n, specs.size()));
+        layers.resize(specs.size());
+        hidden.resize(specs.size());
+    }
+    // Bottom layers [0, n) of `pattern` that can be taken from here (truncates the rest).
+    int usable(const ModelImpl* m, const std::vector<int32_t>& t, const StatsKey& k, const LayerPattern& pattern) {
+        if (m != model || !(k == stats) || t != tokens) {
+            reset(m, t, k);
+            return 0;
+        }
+        size_t n = 0;
+        while (n < specs.size() && n < pattern.layers.size() && specs[n] == pattern.layers[n]) ++n;
+        truncate(n);
+        return static_cast<int>(n);
+    }
+    void add(const LayerSpec& spec, const LayerAnalysis& la, const at::Tensor& x) {
+        const int64_t bytes = x.numel() * static_cast<int64_t>(x.element_size());
+        if (static_cast<int64_t>(hidden.size() + 1) * bytes > maxBytes) return;
+        specs.push_back(spec);
+        layers.push_back(la);
+        hidden.push_back(x);
+    }
+};
+
+AnalysisCache::AnalysisCache(int64_t maxBytes) : m_state(std::make_unique<State>()) { m_state->maxBytes = maxBytes; }
+AnalysisCache::~AnalysisCache() = default;
+void AnalysisCache::clear() {
+    m_state->model = nullptr;
+    m_state->tokens.clear();
+    m_state->truncate(0);
+    m_state->reused = 0;
+}
+int AnalysisCache::cachedLayers() const { return static_cast<int>(m_state->specs.size()); }
+int AnalysisCache::reusedLayers() const { return m_state->reused; }
+
+void reuseHostMemoryForLargeTensors() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+#if defined(__GLIBC__)
+        mallopt(M_ARENA_MAX, 1);
+        mallopt(M_MMAP_THRESHOLD, 1 << 30);  // fixed: no mmap below 1 GiB
+        mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+    });
+}
 
 double meanLossFrom(const std::vector<float>& tokenLoss, int64_t from) {
     double sum = 0;
@@ -80,6 +161,7 @@ AnalysisResult analyze(const Model& model, const std::vector<int32_t>& tokens, c
                          std::to_string(c.numLayers));
     if (tokens.size() < 2) throw InputError("document needs at least 2 tokens");
     if (options.poolSize < 0 || options.poolSize > 1024) throw InputError("pooled map size must be in 0..1024");
+    reuseHostMemoryForLargeTensors();
     const auto t0 = Clock::now();
     at::InferenceMode guard;
     const int64_t T = static_cast<int64_t>(tokens.size());
@@ -134,12 +216,25 @@ AnalysisResult analyze(const Model& model, const std::vector<int32_t>& tokens, c
         la.rows = toVector(s.rows);
         return out.to(q.scalar_type());
     };
-    auto after = [&](int l, const at::Tensor&) {
-        r.layers[static_cast<size_t>(l)].seconds = secondsSince(layerStart);
+    // Layers [0, first) come from the cache: same model, tokens, statistics options and specs.
+    AnalysisCache::State* cache = options.cache ? &options.cache->state() : nullptr;
+    int first = 0;
+    if (cache) {
+        StatsKey key{options.withStats, r.beyondSpan, options.sinkTokens, options.poolSize, options.queryRows,
+                     r.mapQ0, r.mapQ1, r.mapK0, r.mapK1};
+        first = cache->usable(&m, tokens, key, options.pattern);
+        cache->reused = first;
+        for (int l = 0; l < first; ++l) r.layers[static_cast<size_t>(l)] = cache->layers[static_cast<size_t>(l)];
+    }
+    auto after = [&](int l, const at::Tensor& x) {
+        LayerAnalysis& la = r.layers[static_cast<size_t>(l)];
+        la.seconds = secondsSince(layerStart);
+        if (cache && static_cast<int>(cache->specs.size()) == l) cache->add(la.spec, la, x);
         layerStart = Clock::now();
         if (options.progress) options.progress(l + 1, static_cast<int>(c.numLayers));
     };
-    at::Tensor x = runLayers(m, embedTokens(m, tokens), 0, static_cast<int>(c.numLayers), attention, options.cancelled, after);
+    at::Tensor x = runLayers(m, first > 0 ? cache->hidden[static_cast<size_t>(first) - 1] : embedTokens(m, tokens), first,
+                             static_cast<int>(c.numLayers), attention, options.cancelled, after);
     fillLoss(toVector(nextTokenLoss(m, x, tokens)), r.meanLoss, r.perplexity, r.tokenLoss);
     r.seconds = secondsSince(t0);
     return r;
@@ -152,6 +247,7 @@ std::vector<SweepPoint> sweepBoundary(const Model& model, const std::vector<int3
     const int L = static_cast<int>(m.config.numLayers);
     if (sparse.kind == AttentionKind::Full) throw InputError("sweep: the sparse kind must not be full");
     if (tokens.size() < 2) throw InputError("document needs at least 2 tokens");
+    reuseHostMemoryForLargeTensors();
     at::InferenceMode guard;
     const int64_t T = static_cast<int64_t>(tokens.size());
     const int total = L + L * (L + 1) / 2;

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 namespace spanscope {
 
 class Model;
+class AnalysisCache;
 
 struct AnalysisOptions {
     LayerPattern pattern;
@@ -29,6 +31,7 @@ struct AnalysisOptions {
     std::vector<int64_t> queryRows;    // exact attention rows wanted for these positions
     std::function<void(int layer, int numLayers)> progress;
     std::function<bool()> cancelled;
+    AnalysisCache* cache = nullptr;    // optional: reuse the layers below the first changed one
 };
 
 struct HeadStats {
@@ -69,6 +72,39 @@ struct AnalysisResult {
 };
 
 AnalysisResult analyze(const Model& model, const std::vector<int32_t>& tokens, const AnalysisOptions& options);
+
+// What one analysis leaves for the next on the same model and document: the hidden state after
+// each of the bottom layers and those layers' results. The hidden state after layer l depends only
+// on the tokens and the specs of layers 0..l, so a new pattern that keeps the bottom n specs (a
+// boundary moved up or down: n = the lower of the two boundaries) with the same statistics
+// options starts at layer n from the cached state and copies layers 0..n-1 — the result equals a
+// fresh analysis. Anything else (another model or document, other statistics options, a changed
+// layer) drops the entries it invalidates. Hidden states are kept for as many bottom layers as
+// fit in `maxBytes`. Not thread-safe: one analysis at a time (the worker owns it).
+class AnalysisCache {
+public:
+    explicit AnalysisCache(int64_t maxBytes = int64_t{512} << 20);
+    ~AnalysisCache();
+    AnalysisCache(const AnalysisCache&) = delete;
+    AnalysisCache& operator=(const AnalysisCache&) = delete;
+    void clear();
+    int cachedLayers() const;  // bottom layers held now
+    int reusedLayers() const;  // layers the last analyze() took from the cache
+    struct State;              // LibTorch inside: defined in analysis.cpp
+    State& state() { return *m_state; }
+
+private:
+    std::unique_ptr<State> m_state;
+};
+
+// Process-wide malloc settings for the analysis's large temporaries (tens of MB per query block):
+// on a worker thread glibc would map and unmap each of them (a thread arena's heap stops at
+// 64 MiB), and the page faults and page zeroing took a third of the worker's time on a 33k-token
+// document (perf, bench/RESULTS_GUI.md). Keeps freed memory in the process (trimmed above 1 GiB)
+// and puts every thread in the main arena, whose heap has no such limit. Idempotent; analyze()
+// and sweepBoundary() call it, and a program should call it before it starts threads (Runner's
+// constructor does).
+void reuseHostMemoryForLargeTensors();
 
 // Mean loss over positions [from, T-1) of a per-token loss vector (NaN if empty).
 double meanLossFrom(const std::vector<float>& tokenLoss, int64_t from);

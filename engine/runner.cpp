@@ -24,6 +24,7 @@ struct Runner::Job {
 };
 
 Runner::Runner(int computeThreads) : m_snapshot(std::make_shared<Snapshot>()), m_computeThreads(computeThreads) {
+    reuseHostMemoryForLargeTensors();  // before the worker thread's first allocation
     m_thread = std::thread([this] { run(); });
 }
 
@@ -158,6 +159,7 @@ void Runner::execute(const Job& job) {
                 auto model = Model::load(job.path, job.device);
                 if (!model->hasTokenizer()) throw InputError(job.path + ": no tokenizer.json in the model folder");
                 m_model = model;
+                m_cache.clear();
                 auto info = std::make_shared<ModelInfo>(ModelInfo{job.path, model->config(), model->device()});
                 auto doc = latest()->document;
                 std::shared_ptr<DocumentInfo> retokenized;
@@ -186,6 +188,7 @@ void Runner::execute(const Job& job) {
                     doc->tokens = std::move(e.ids);
                     doc->offsets = std::move(e.offsets);
                 }
+                m_cache.clear();
                 publish([&](Snapshot& s) {
                     s.document = doc;
                     finishLoad(s, job.generation);
@@ -224,6 +227,7 @@ void Runner::execute(const Job& job) {
                 o.mapK0 = job.request.mapK0;
                 o.mapK1 = job.request.mapK1;
                 o.cancelled = cancelled;
+                o.cache = &m_cache;  // layers below the first changed one are reused
                 o.progress = [&](int d, int t) {
                     publish([&](Snapshot& s) {
                         s.task = "analysing layer " + std::to_string(d) + "/" + std::to_string(t);

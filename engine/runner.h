@@ -118,6 +118,7 @@ private:
     bool m_stop = false;
     std::shared_ptr<const Snapshot> m_snapshot;  // accessed with std::atomic_load/store
     std::shared_ptr<Model> m_model;              // worker thread only
+    AnalysisCache m_cache;                       // worker thread only: layers of the last analysis
     int m_computeThreads = 0;
     std::thread m_thread;
 };
