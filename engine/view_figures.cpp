@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <limits>
 
+#include "engine/analysis_rows.h"
 #include "engine/errors.h"
 #include "engine/utf8.h"
 
@@ -23,36 +24,6 @@ float percentile(std::vector<float> v, double q) {
     const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size() - 1)));
     std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
     return v[k];
-}
-
-// Loss of token t (of predicting it from the tokens before); the first token has none.
-float lossOfToken(const std::vector<float>& tokenLoss, int64_t t) {
-    return t >= 1 && t - 1 < static_cast<int64_t>(tokenLoss.size()) ? tokenLoss[static_cast<size_t>(t - 1)] : kNaN;
-}
-
-// The attention query `query` pays key `key` in `layer` (head, or the head mean); NaN when the
-// analysis has no exact row for the query.
-struct RowLookup {
-    const float* data = nullptr;  // (H, T) row-major
-    int64_t heads = 0, tokens = 0;
-    float weight(int head, int64_t key) const {
-        if (!data || key < 0 || key >= tokens) return kNaN;
-        if (head >= 0 && head < heads) return data[head * tokens + key];
-        float sum = 0;
-        for (int64_t h = 0; h < heads; ++h) sum += data[h * tokens + key];
-        return sum / static_cast<float>(heads);
-    }
-};
-
-RowLookup findRow(const AnalysisResult& a, int64_t query, int layer) {
-    const auto it = std::find(a.queryRows.begin(), a.queryRows.end(), query);
-    if (query < 0 || it == a.queryRows.end() || layer < 0 || layer >= static_cast<int>(a.layers.size())) return {};
-    const auto& rows = a.layers[static_cast<size_t>(layer)].rows;
-    const int64_t R = static_cast<int64_t>(a.queryRows.size()), T = a.numTokens;
-    if (T <= 0) return {};
-    const int64_t H = static_cast<int64_t>(rows.size()) / (R * T);
-    if (H <= 0 || static_cast<int64_t>(rows.size()) != R * H * T) return {};
-    return {rows.data() + (it - a.queryRows.begin()) * H * T, H, T};
 }
 
 // What the Document view draws for tokens [first, end): printable text, '\n' for line breaks,
@@ -153,7 +124,7 @@ DocumentTextFigure documentTextFigure(const AnalysisResult& a, const std::vector
     // The all-full loss: given, or the pattern's own when the pattern is all full.
     const std::vector<float>* full = fullLoss && fullLoss->size() == a.tokenLoss.size() ? fullLoss : nullptr;
     if (!full && a.pattern.boundary() == static_cast<int>(a.layers.size())) full = &a.tokenLoss;
-    const RowLookup row = findRow(a, f.query, f.layer);
+    const AttentionRow row = findAttentionRow(a, f.query, f.layer);
     const std::vector<float>* beyond =
         a.layers.empty() || static_cast<int64_t>(a.layers[static_cast<size_t>(f.layer)].beyondPerToken.size()) != T
             ? nullptr

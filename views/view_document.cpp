@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/analysis_rows.h"
 #include "engine/utf8.h"
 #include "views/colormap.h"
 #include "views/view.h"
@@ -29,38 +30,6 @@ constexpr float kMinWrapWidth = 60.0f;
 const char* const kTintNames[] = {"Loss", "Loss minus all-full", "Attention of the query", "Mass beyond span"};
 constexpr ImU32 kQueryOutline = IM_COL32(255, 255, 255, 255);
 constexpr ImU32 kHoverOutline = IM_COL32(255, 200, 60, 255);
-
-
-// Loss of token t (predicting it from the tokens before it); the first token has none.
-float lossOfToken(const std::vector<float>& tokenLoss, int64_t t) {
-    return t >= 1 && t - 1 < static_cast<int64_t>(tokenLoss.size()) ? tokenLoss[static_cast<size_t>(t - 1)] : kNaN;
-}
-
-// The exact attention row of one query in one layer: (H, T) row-major.
-struct AttentionRow {
-    const float* data = nullptr;
-    int64_t heads = 0;
-    int64_t tokens = 0;
-
-    float weight(int head, int64_t key) const {
-        if (!data || key < 0 || key >= tokens) return kNaN;
-        if (head >= 0 && head < heads) return data[head * tokens + key];
-        float sum = 0;
-        for (int64_t h = 0; h < heads; ++h) sum += data[h * tokens + key];
-        return sum / static_cast<float>(heads);
-    }
-};
-
-AttentionRow findAttentionRow(const AnalysisResult& a, int64_t query, int layer) {
-    const auto it = std::find(a.queryRows.begin(), a.queryRows.end(), query);
-    if (query < 0 || it == a.queryRows.end() || layer < 0 || layer >= static_cast<int>(a.layers.size())) return {};
-    const auto& rows = a.layers[static_cast<size_t>(layer)].rows;
-    const int64_t R = static_cast<int64_t>(a.queryRows.size()), T = a.numTokens;
-    if (T <= 0) return {};
-    const int64_t H = static_cast<int64_t>(rows.size()) / (R * T);
-    if (H <= 0 || static_cast<int64_t>(rows.size()) != R * H * T) return {};
-    return {rows.data() + (it - a.queryRows.begin()) * H * T, H, T};
-}
 
 ImU32 readableTextOn(ImU32 fill) {
     const ImVec4 c = ImGui::ColorConvertU32ToFloat4(fill);
