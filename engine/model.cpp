@@ -47,7 +47,7 @@ AttentionFn patternAttention(const LayerPattern& pattern) {
     return [pattern](int layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
         const LayerSpec& spec = pattern.layers.at(static_cast<size_t>(layer));
         if (spec.kind == AttentionKind::SparseK)
-            throw InputError("layer " + std::to_string(layer) + ": sparsek attention is not available in this build yet");
+            throw InputError("layer " + std::to_string(layer) + ": sparsek layers cannot be analysed yet (train and evaluate support them)");
         const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
 #ifdef SPANSCOPE_HAVE_CUDA
         // Our kernel for window/block layers (and full ones: see bench/RESULTS.md for the SDPA race).

@@ -24,6 +24,9 @@ struct LayerWeights {
     at::Tensor postNorm;   // (C)
     at::Tensor wGate, wUp; // (I, C)
     at::Tensor wDown;      // (C, I)
+    // SparseK layers only: the scoring network, one vector per head over the head's value vector,
+    // u_j = w_h · v_j (position-free: values carry no rotary phase); undefined elsewhere.
+    at::Tensor sparsekScore;  // (H, D)
 };
 
 struct ModelImpl {

@@ -21,6 +21,7 @@
 #include "engine/model_impl.h"
 #include "engine/safetensors.h"
 #include "engine/span_autograd.h"
+#include "kernels/sparsek_attention_torch.h"
 #include "engine/token_data.h"
 #include "engine/tokenizer.h"
 
@@ -30,6 +31,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr int kStateVersion = 1;
+constexpr int64_t kMaxSparseKContext = 4096;  // dense SparseK reference: (B, H, T, T) tensors
 
 std::string join(const std::string& dir, const std::string& name) { return (fs::path(dir) / name).string(); }
 bool exists(const std::string& p) { return ::access(p.c_str(), F_OK) == 0; }
@@ -132,8 +134,10 @@ Inputs loadInputs(const TrainOptions& o) {
                          (what.find("layers") == std::string::npos ? " (the model has " + std::to_string(c.numLayers) + " layers)" : ""));
     }
     for (const auto& spec : in.pattern.layers)
-        if (spec.kind == AttentionKind::SparseK)
-            throw InputError("--pattern: sparsek layers cannot be trained in this version");
+        if (spec.kind == AttentionKind::SparseK && o.context > kMaxSparseKContext)
+            throw InputError("--pattern: sparsek layers train with the dense reference (T x T per head), so --context "
+                             "must be at most " + std::to_string(kMaxSparseKContext) + " (got " +
+                             std::to_string(o.context) + ")");
     std::error_code ec;
     fs::create_directories(o.out, ec);
     if (ec || !fs::is_directory(o.out, ec))
@@ -154,7 +158,18 @@ struct Trainee {
     std::map<std::string, at::Tensor> m, v;  // AdamW moments
 };
 
-Trainee makeTrainee(const Model& start, const ModelConfig& config) {
+// Empty placeholders in `dst` wherever `src` has optional tensors, so that both list the same
+// parameters in the same order (namedParameters lists lm_head and scorers only when defined).
+void matchOptionalTensors(ModelImpl& dst, const ModelImpl& src) {
+    dst.layers.resize(src.layers.size());
+    if (src.lmHead.defined()) dst.lmHead = at::empty({0});
+    for (size_t l = 0; l < src.layers.size(); ++l)
+        if (src.layers[l].sparsekScore.defined()) dst.layers[l].sparsekScore = at::empty({0});
+}
+
+// fp32 masters of the starting model; SparseK layers of the pattern get a scoring network
+// (zeros: every candidate scores alike at first) and other layers drop theirs.
+Trainee makeTrainee(const Model& start, const ModelConfig& config, const LayerPattern& pattern) {
     Trainee t;
     t.masters = std::make_unique<ModelImpl>();
     ModelImpl& src = start.impl();
@@ -162,16 +177,23 @@ Trainee makeTrainee(const Model& start, const ModelConfig& config) {
     t.masters->device = src.device;
     t.masters->computeType = src.computeType;
     t.masters->tokenizer = src.tokenizer;
-    t.masters->layers.resize(src.layers.size());
-    if (src.lmHead.defined()) t.masters->lmHead = at::empty({0});  // listed only when defined
+    matchOptionalTensors(*t.masters, src);
     auto srcParams = src.namedParameters();
     auto dstParams = t.masters->namedParameters();
-    for (size_t i = 0; i < srcParams.size(); ++i) {
+    for (size_t i = 0; i < srcParams.size(); ++i)
         *dstParams[i].second = srcParams[i].second->detach().to(at::kFloat).clone().requires_grad_(true);
-        t.m[dstParams[i].first] = at::zeros_like(*dstParams[i].second).detach();
-        t.v[dstParams[i].first] = at::zeros_like(*dstParams[i].second).detach();
+    for (size_t l = 0; l < pattern.layers.size(); ++l) {
+        at::Tensor& score = t.masters->layers[l].sparsekScore;
+        if (pattern.layers[l].kind != AttentionKind::SparseK) score = at::Tensor();
+        else if (!score.defined())
+            score = at::zeros({config.numHeads, config.headDim()}, at::TensorOptions().dtype(at::kFloat).device(src.device))
+                        .requires_grad_(true);
     }
     t.params = t.masters->namedParameters();
+    for (auto& [name, p] : t.params) {
+        t.m[name] = at::zeros_like(*p).detach();
+        t.v[name] = at::zeros_like(*p).detach();
+    }
     return t;
 }
 
@@ -181,8 +203,7 @@ std::unique_ptr<ModelImpl> computeView(const Trainee& t) {
     w->config = t.masters->config;
     w->device = t.masters->device;
     w->computeType = t.masters->computeType;
-    w->layers.resize(t.masters->layers.size());
-    if (t.masters->lmHead.defined()) w->lmHead = at::empty({0});
+    matchOptionalTensors(*w, *t.masters);
     auto dst = w->namedParameters();
     for (size_t i = 0; i < t.params.size(); ++i) *dst[i].second = t.params[i].second->to(w->computeType);
     return w;
@@ -207,12 +228,23 @@ at::Tensor denseMask(const LayerSpec& spec, int64_t T, const at::Device& device)
 // code the analysis runs, so training and analysis apply the same masks (span_mask.h).
 // SPANSCOPE_TRAIN_ATTENTION=sdpa runs window/block layers through SDPA with a dense boolean mask
 // instead (O(T²) work; a fallback and a cross-check).
-AttentionFn trainingAttention(const LayerPattern& pattern) {
+// SparseK layers: the dense differentiable reference (kernels/sparsek_attention_torch.h) with the
+// layer's scores u = w_h · v_j.
+AttentionFn trainingAttention(const LayerPattern& pattern, const ModelImpl& m) {
     const char* env = std::getenv("SPANSCOPE_TRAIN_ATTENTION");
     const bool sdpa = env && std::string(env) == "sdpa";
-    return [pattern, sdpa](int layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+    return [pattern, sdpa, &m](int layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
         const LayerSpec& spec = pattern.layers.at(static_cast<size_t>(layer));
         if (spec.kind == AttentionKind::Full) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, true);
+        if (spec.kind == AttentionKind::SparseK) {
+            const at::Tensor& w = m.layers.at(static_cast<size_t>(layer)).sparsekScore;  // (H, D)
+            if (!w.defined())
+                throw InputError("layer " + std::to_string(layer) + ": sparsek needs the scoring network of a model "
+                                 "trained with this pattern (train or continue training into it first)");
+            auto u = (v * w.to(v.scalar_type()).unsqueeze(0).unsqueeze(2)).sum(-1);          // (B, H, T)
+            return sparsek_attention_torch(q, k, v, u, static_cast<double>(spec.topK), spec.span,
+                                           1.0 / std::sqrt(static_cast<double>(q.size(-1))));
+        }
         if (sdpa) return at::scaled_dot_product_attention(q, k, v, denseMask(spec, q.size(2), q.device()), 0.0, false);
         return spanAttentionAutograd(q, k, v, spec.mask(), 1.0 / std::sqrt(static_cast<double>(q.size(-1))));
     };
@@ -248,7 +280,7 @@ double evaluate(const ModelImpl& m, const TokenData& d, int64_t context, int64_t
                 const LayerPattern& pattern) {
     c10::NoGradGuard noGrad;
     const int64_t windows = std::max<int64_t>(1, std::min<int64_t>(maxWindows, (static_cast<int64_t>(d.ids.size()) - 1) / context));
-    auto attention = trainingAttention(pattern);
+    auto attention = trainingAttention(pattern, m);
     double sum = 0;
     for (int64_t w0 = 0; w0 < windows; w0 += batch) {
         std::vector<int64_t> starts;
@@ -398,7 +430,7 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainPro
     config.maxPositions = o.context;
     config.trainedPattern = in.pattern.text();
     config.dtype = o.dtype;
-    Trainee t = makeTrainee(*in.model, config);
+    Trainee t = makeTrainee(*in.model, config, in.pattern);
     in.model.reset();
     const nlohmann::json id = identity(o, in, config);
 
@@ -414,7 +446,6 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainPro
     r.outDir = o.out;
     r.firstStep = r.lastStep = state["step"].get<int64_t>();
     const at::Device device = t.masters->device;
-    const auto attention = trainingAttention(in.pattern);
     const int64_t tokensPerStep = o.batch * o.context;
     const auto t0 = Clock::now();
     const double secondsBefore = state["seconds"].get<double>();
@@ -433,6 +464,7 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainPro
         }
         const double lr = learningRate(o, step);
         auto work = computeView(t);
+        const auto attention = trainingAttention(in.pattern, *work);
         auto loss = batchLoss(*work, windowsAt(in.train, stepStarts(o, step, static_cast<int64_t>(in.train.ids.size())),
                                                o.context + 1, device),
                               attention);
@@ -479,8 +511,7 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainPro
         impl->config = config;
         impl->device = device;
         impl->computeType = at::kFloat;
-        impl->layers.resize(t.masters->layers.size());
-        if (t.masters->lmHead.defined()) impl->lmHead = at::empty({0});
+        matchOptionalTensors(*impl, *t.masters);
         auto dst = impl->namedParameters();
         for (size_t i = 0; i < t.params.size(); ++i) *dst[i].second = t.params[i].second->detach();
         impl->tokenizer = t.masters->tokenizer;

@@ -9,6 +9,7 @@
 #include "engine/atomic_file.h"
 #include "engine/errors.h"
 #include "engine/model_impl.h"
+#include "engine/pattern.h"
 #include "engine/safetensors.h"
 #include "engine/tokenizer.h"
 
@@ -68,6 +69,12 @@ std::unique_ptr<ModelImpl> allocate(const ModelConfig& c, const std::string& dev
         w.wUp = at::empty({c.intermediateSize, C}, o);
         w.wDown = at::empty({C, c.intermediateSize}, o);
     }
+    // SparseK layers of the pattern the model was trained with carry a scoring network.
+    if (!c.trainedPattern.empty()) {
+        const LayerPattern p = parsePattern(c.trainedPattern, static_cast<int>(c.numLayers));
+        for (size_t l = 0; l < p.layers.size(); ++l)
+            if (p.layers[l].kind == AttentionKind::SparseK) m->layers[l].sparsekScore = at::empty({c.numHeads, c.headDim()}, o);
+    }
     return m;
 }
 
@@ -87,6 +94,7 @@ std::vector<std::pair<std::string, at::Tensor*>> ModelImpl::namedParameters() {
                                {p + "mlp.gate_proj.weight", &w.wGate},
                                {p + "mlp.up_proj.weight", &w.wUp},
                                {p + "mlp.down_proj.weight", &w.wDown}});
+        if (w.sparsekScore.defined()) out.emplace_back(p + "self_attn.sparsek_score.weight", &w.sparsekScore);
     }
     out.emplace_back("model.norm.weight", &finalNorm);
     if (lmHead.defined()) out.emplace_back("lm_head.weight", &lmHead);
