@@ -435,6 +435,7 @@ void GuiApp::writeState(const std::string& path) const {
     j["export_dir"] = m_exportDir;
     j["export_files"] = m_exportFiles;
     j["export_error"] = m_exportError;
+    j["document_visible"] = {m_ui.documentFirstVisible, m_ui.documentLastVisible};
     j["export_dialog_open"] = m_exportDialogOpen;
     j["export_overwrite_question"] = m_exportDialogOpen ? m_exportOverwrite : 0;  // N of "Overwrite N files?"
     auto c = m_compareRunner.latest();

@@ -92,7 +92,13 @@ ReportInput exportInput(const Snapshot& s, const UiState& ui, const AnalysisResu
                    {"sink_tokens", a.sinkTokens}, {"device", in.device},
                    {"max_tokens", std::max<int64_t>(131072, T)}};
     // Document, Layers, Compare.
-    in.selection = {tokenTint(ui.tint), layer, head, ui.queryToken < T ? ui.queryToken : -1, -1, 0};
+    // The document window: the tokens the Document view shows, when it is drawn and shows the query
+    // token (or there is none); else 400 tokens around the query.
+    const int64_t query = ui.queryToken < T ? ui.queryToken : -1;
+    const bool seen = ui.documentFirstVisible >= 0 && ui.documentLastVisible >= ui.documentFirstVisible &&
+                      (query < 0 || (query >= ui.documentFirstVisible && query <= ui.documentLastVisible));
+    in.selection = {tokenTint(ui.tint), layer, head, query,
+                    seen ? ui.documentFirstVisible : -1, seen ? ui.documentLastVisible - ui.documentFirstVisible + 1 : 0};
     resolveTextWindow(in.selection, T);
     in.docText = &s.document->text;
     in.offsets = &s.document->offsets;
@@ -131,8 +137,9 @@ ReportInput exportInput(const Snapshot& s, const UiState& ui, const AnalysisResu
                             {"query_token", ui.queryToken}, {"analysis_generation", s.analysisGeneration},
                             {"document_window", "tokens " + std::to_string(sel.textFirst) + " to " +
                                                     std::to_string(sel.textFirst + sel.textCount - 1) +
-                                                    " (around the query token, else from the start: the export does "
-                                                    "not follow the Document view's scrolling)"}}},
+                                                    (seen ? " (what the Document view showed)"
+                                                          : " (around the query token, which the Document view did not "
+                                                            "show, else from the start)")}}},
                  {"from_differs", differs}};
     return in;
 }

@@ -33,6 +33,8 @@ struct UiState {
     int64_t queryToken = -1;   // -1: none
     int64_t hoverToken = -1;
     DocumentTint tint = DocumentTint::Loss;
+    // Tokens the Document view showed last frame, [first, last]; -1 when it is not drawn.
+    int64_t documentFirstVisible = -1, documentLastVisible = -1;
     // Attention map: log colour and the visible region as fractions of the document [0, 1].
     bool mapLog = true;
     bool mapOverlay = true;

@@ -389,10 +389,16 @@ void DocumentView::drawText(ViewContext& ctx, bool scrollToQuery) {
     ImGui::PushStyleVar(ImGuiStyleVar_ItemSpacing, ImVec2(ImGui::GetStyle().ItemSpacing.x, 0.0f));
     ImGuiListClipper clipper;
     clipper.Begin(static_cast<int>(m_lines.size()), lineHeight);
+    int64_t firstVisible = -1, lastVisible = -1;  // published for File > Export (the document figure)
     while (clipper.Step()) {
         for (int li = clipper.DisplayStart; li < clipper.DisplayEnd; ++li) {
             const ImVec2 origin = ImGui::GetCursorScreenPos();
             const Line& line = m_lines[static_cast<size_t>(li)];
+            if (line.firstAtom < line.endAtom && ImGui::IsRectVisible(origin, ImVec2(origin.x + m_wrapWidth, origin.y + lineHeight))) {
+                const int64_t a0 = m_atoms[line.firstAtom].token, a1 = m_atoms[line.endAtom - 1].token;
+                firstVisible = firstVisible < 0 ? a0 : std::min(firstVisible, a0);
+                lastVisible = std::max(lastVisible, a1);
+            }
             const bool mouseOnLine = hovered && mouse.y >= origin.y && mouse.y < origin.y + lineHeight;
             for (uint32_t i = line.firstAtom; i < line.endAtom; ++i) {
                 const Atom& atom = m_atoms[i];
@@ -419,6 +425,8 @@ void DocumentView::drawText(ViewContext& ctx, bool scrollToQuery) {
     }
     clipper.End();
     ImGui::PopStyleVar();
+    ctx.ui.documentFirstVisible = firstVisible;
+    ctx.ui.documentLastVisible = lastVisible;
 
     if (hovered) {
         ctx.ui.hoverToken = hoveredToken;

@@ -145,14 +145,18 @@ check(f"token loss csv: T-1 rows, mean {mean:.5f} = app {x['analysis']['mean_los
       len(loss) == x["snapshot"]["tokens"] - 1 and abs(mean - x["analysis"]["mean_loss"]) < 1e-4
       and loss[0]["loss_all_full"] != "")
 check("sweep csv has L+1 points", len(list(csv.DictReader(open(f"{ex}/perplexity_vs_cost.csv")))) == x["sweep_points"])
-# Document: the attention tint of token 700 in layer 3 (block 128: keys 640..700), 400 tokens around it.
+# Document: the attention tint of token 700 in layer 3 (block 128: keys 640..700), over the tokens the
+# Document view showed when they include the query, else 400 tokens around it.
 st = m["settings"]
-check("export settings hold the Document view's tint, query and window",
-      (st["tint"], st["query_token"], st["select_layer"], st["text_first"], st["text_tokens"]) == ("attention", 700, 3, 500, 400))
+vis = x["document_visible"]
+window = (vis[0], vis[1] - vis[0] + 1) if vis[0] >= 0 and vis[0] <= 700 <= vis[1] else (500, 400)
+check(f"export settings hold the Document view's tint, query and window {window} (view showed {vis})",
+      vis[0] >= 0 and vis[1] > vis[0]
+      and (st["tint"], st["query_token"], st["select_layer"], st["text_first"], st["text_tokens"]) == ("attention", 700, 3) + window)
 doc = list(csv.DictReader(open(f"{ex}/document_text.csv", newline="")))
 att = {int(r["position"]): float(r["attention"]) for r in doc if r["attention"] != ""}
 check(f"document csv: the query's row over the window sums to 1 ({sum(att.values()):.6f}), nothing before its block or after it",
-      abs(sum(att.values()) - 1) < 1e-4 and max(att) == 700 and all(v == 0 for k, v in att.items() if k < 640)
+      (abs(sum(att.values()) - 1) < 1e-4 if window[0] <= 640 else sum(att.values()) <= 1 + 1e-4) and max(att) == 700 and all(v == 0 for k, v in att.items() if k < 640)
       and all(v > 0 for k, v in att.items() if k >= 640))
 lmean = {int(r["position"]) + 1: r["loss_pattern"] for r in loss}
 check("document csv: each token's loss is the token loss csv's", all(r["loss"] == lmean[int(r["position"])] for r in doc))
@@ -241,6 +245,11 @@ dcheck "answering a dialog that does not ask fails the script (exit 2)" \
 state() { python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$W/$1.json" "$2"; }
 dcheck "a fresh folder exports from the dialog without asking (26 files)" \
   test "$(state d0 '(s["export_error"], len(s["export_files"]), s["export_dialog_open"], s["export_overwrite_question"])')" = "('', 26, False, 0)"
+dcheck "without a query token the document figure is the text the Document view showed" python3 -c "
+import json, sys
+v = json.load(open('$W/d0.json'))['document_visible']; st = json.load(open('$D/manifest.json'))['settings']
+print('    view showed', v, 'figure', st['text_first'], st['text_tokens'])
+sys.exit(0 if v[0] >= 0 and v[1] > v[0] and (st['text_first'], st['text_tokens']) == (v[0], v[1] - v[0] + 1) else 1)"
 before=$(snapshot "$D")
 dcheck "the dialog export wrote 26 files" test "$(echo "$before" | wc -l)" -eq 26
 
