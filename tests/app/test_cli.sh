@@ -7,23 +7,7 @@ W=$(mktemp -d /tmp/spanscope-cli-XXXXXX)
 trap 'rm -rf "$W"' EXIT
 L=/usr/share/common-licenses
 DOC=$L/GPL-3
-fails=0
-passes=0
-check() {  # check NAME CONDITION...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; passes=$((passes + 1)); else echo "FAIL $name"; fails=$((fails + 1)); fi
-}
-# expect_error NAME SUBSTRING CMD...: exit code 1, exactly one stderr line, naming SUBSTRING
-expect_error() {
-  local name=$1 want=$2; shift 2
-  "$@" >"$W/out" 2>"$W/err"; local rc=$?
-  local lines; lines=$(grep -c . "$W/err")
-  if [ "$rc" -ne 0 ] && [ "$lines" -eq 1 ] && grep -q -- "$want" "$W/err"; then
-    echo "ok   $name: $(cat "$W/err")"; passes=$((passes + 1))
-  else
-    echo "FAIL $name (rc=$rc, $lines stderr lines, wanted '$want'):"; cat "$W/err"; fails=$((fails + 1))
-  fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 
 "$CLI" train-tokenizer --out "$W/tok.json" --vocab 512 $L/Apache-2.0 $L/GPL-2 $L/LGPL-2.1 >"$W/log" 2>&1 || { cat "$W/log"; exit 1; }
 "$CLI" init-model --out "$W/model" --tokenizer "$W/tok.json" --layers 4 --hidden 64 --heads 2 --intermediate 128 \

@@ -11,13 +11,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 W=$(mktemp -d /tmp/spanscope-report-XXXXXX)
 trap 'rm -rf "$W"' EXIT
 L=/usr/share/common-licenses
-fails=0
-passes=0
-check() {  # check NAME CONDITION...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; passes=$((passes + 1)); else echo "FAIL $name"; fails=$((fails + 1)); fi
-}
-# expect_error NAME SUBSTRING CMD...: non-zero exit and exactly one error line on stderr, naming SUBSTRING
+source "$HERE/checks.sh"
+# expect_error NAME SUBSTRING CMD...: non-zero exit and exactly one error line on stderr, naming
+# SUBSTRING (report prints progress on stderr too, so only 'error:' lines count here)
 expect_error() {
   local name=$1 want=$2; shift 2
   "$@" >"$W/out" 2>"$W/err"; local rc=$?

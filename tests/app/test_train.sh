@@ -7,22 +7,7 @@ CLI=${SPANSCOPE_CLI:?}
 W=$(mktemp -d /tmp/spanscope-train-XXXXXX)
 trap 'rm -rf "$W"' EXIT
 L=/usr/share/common-licenses
-fails=0
-passes=0
-check() {  # check NAME CONDITION...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; passes=$((passes + 1)); else echo "FAIL $name"; fails=$((fails + 1)); fi
-}
-expect_error() {  # expect_error NAME SUBSTRING CMD...: non-zero exit, one stderr line naming SUBSTRING
-  local name=$1 want=$2; shift 2
-  "$@" >"$W/out" 2>"$W/err"; local rc=$?
-  local lines; lines=$(grep -c . "$W/err")
-  if [ "$rc" -ne 0 ] && [ "$lines" -eq 1 ] && grep -q -- "$want" "$W/err"; then
-    echo "ok   $name: $(cat "$W/err")"; passes=$((passes + 1))
-  else
-    echo "FAIL $name (rc=$rc, $lines stderr lines, wanted '$want'):"; cat "$W/err"; fails=$((fails + 1))
-  fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 
 # A corpus in the builder's format: documents separated by <|endoftext|> lines.
 { cat $L/GPL-2; echo '<|endoftext|>'; cat $L/Apache-2.0; echo '<|endoftext|>'; cat $L/LGPL-2.1; } >"$W/train.txt"
