@@ -57,6 +57,27 @@ cuda::ElemType elemOf(const at::Tensor& t) {
     return t.scalar_type() == at::kBFloat16 ? cuda::ElemType::BF16 : cuda::ElemType::FP16;
 }
 
+// The fields the forward and backward launches share: q, k, v with their strides, the shape, the
+// scale, the mask (clamped) and the element type. Inputs already checked (checkAttentionInputs).
+template <typename Params>
+Params launchParams(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const SpanMask& mask, double scale) {
+    Params p;
+    p.q = q.data_ptr();
+    p.k = k.data_ptr();
+    p.v = v.data_ptr();
+    p.qs = stridesOf(q);
+    p.ks = stridesOf(k);
+    p.vs = stridesOf(v);
+    p.B = static_cast<int32_t>(q.size(0));
+    p.H = static_cast<int32_t>(q.size(1));
+    p.T = static_cast<int32_t>(q.size(2));
+    p.D = static_cast<int32_t>(q.size(3));
+    p.scale = static_cast<float>(scale);
+    p.mask = clampedMask(mask, q.size(2));
+    p.elem = elemOf(q);
+    return p;
+}
+
 }  // namespace
 
 bool span_attention_cuda_supports(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
@@ -91,23 +112,10 @@ void span_attention_cuda_out(const at::Tensor& q, const at::Tensor& k, const at:
     TORCH_CHECK(lse.scalar_type() == at::kFloat && lse.is_contiguous() && lse.device() == q.device(),
                 "span attention: lse must be a contiguous float32 tensor on ", q.device());
     const c10::cuda::CUDAGuard guard(q.device());
-    cuda::SpanAttentionParams p;
-    p.q = q.data_ptr();
-    p.k = k.data_ptr();
-    p.v = v.data_ptr();
+    auto p = launchParams<cuda::SpanAttentionParams>(q, k, v, mask, scale);
     p.out = out.data_ptr();
     p.lse = lse.data_ptr<float>();
-    p.qs = stridesOf(q);
-    p.ks = stridesOf(k);
-    p.vs = stridesOf(v);
     p.os = stridesOf(out);
-    p.B = static_cast<int32_t>(B);
-    p.H = static_cast<int32_t>(H);
-    p.T = static_cast<int32_t>(T);
-    p.D = static_cast<int32_t>(D);
-    p.scale = static_cast<float>(scale);
-    p.mask = clampedMask(mask, T);
-    p.elem = elemOf(q);
     cuda::span_attention_fwd_launch(p, at::cuda::getCurrentCUDAStream().stream());
 }
 
@@ -130,27 +138,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> span_attention_backward_cuda(
     auto delta = (dout.to(at::kFloat) * out.to(at::kFloat)).sum(-1).contiguous();  // rowsum(dO ∘ O)
     auto dqAccum = at::zeros({B, H, T, D}, q.options().dtype(at::kFloat));
     auto dk = at::empty({B, H, T, D}, q.options()), dv = at::empty({B, H, T, D}, q.options());
-    cuda::SpanAttentionBwdParams p;
-    p.q = q.data_ptr();
-    p.k = k.data_ptr();
-    p.v = v.data_ptr();
+    auto p = launchParams<cuda::SpanAttentionBwdParams>(q, k, v, mask, scale);
     p.dout = dout.data_ptr();
     p.lse = lsec.data_ptr<float>();
     p.delta = delta.data_ptr<float>();
     p.dk = dk.data_ptr();
     p.dv = dv.data_ptr();
     p.dqAccum = dqAccum.data_ptr<float>();
-    p.qs = stridesOf(q);
-    p.ks = stridesOf(k);
-    p.vs = stridesOf(v);
     p.dos = stridesOf(dout);
-    p.B = static_cast<int32_t>(B);
-    p.H = static_cast<int32_t>(H);
-    p.T = static_cast<int32_t>(T);
-    p.D = static_cast<int32_t>(D);
-    p.scale = static_cast<float>(scale);
-    p.mask = clampedMask(mask, T);
-    p.elem = elemOf(q);
     cuda::span_attention_bwd_launch(p, at::cuda::getCurrentCUDAStream().stream());
     return {dqAccum.to(q.scalar_type()), dk, dv};
 }
