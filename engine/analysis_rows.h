@@ -1,8 +1,11 @@
 // Per-token lookups into an AnalysisResult shared by the Document view and its print figure:
-// the loss of token t and the exact attention row of a query. Header-only, no LibTorch.
+// the loss of token t, the exact attention row of a query, and the tint scales. Header-only, no
+// LibTorch.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -10,6 +13,19 @@
 #include "engine/analysis.h"
 
 namespace spanscope {
+
+// The Document view's tint scales (the view and its print figure use the same): the loss colour
+// ends at the 99th percentile, the attention colour spans this many decades below the strongest key.
+constexpr float kAttentionTintDecades = 4.0f;
+
+// q-quantile of the finite values (0 when there are none).
+inline float percentile(std::vector<float> v, double q) {
+    v.erase(std::remove_if(v.begin(), v.end(), [](float x) { return !std::isfinite(x); }), v.end());
+    if (v.empty()) return 0.0f;
+    const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size() - 1)));
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+    return v[k];
+}
 
 // Loss of predicting token t (tokenLoss[t-1]); NaN for token 0 and outside the document.
 inline float lossOfToken(const std::vector<float>& tokenLoss, int64_t t) {

@@ -15,16 +15,6 @@ namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr int kTabSpaces = 4;
-constexpr float kAttentionDecades = 4.0f;
-
-// q-quantile of the finite values (0 when there are none), as the views compute it.
-float percentile(std::vector<float> v, double q) {
-    v.erase(std::remove_if(v.begin(), v.end(), [](float x) { return !std::isfinite(x); }), v.end());
-    if (v.empty()) return 0.0f;
-    const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size() - 1)));
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-    return v[k];
-}
 
 // What the Document view draws for tokens [first, end): printable text, '\n' for line breaks,
 // control bytes and broken UTF-8 as \xNN, a character split across tokens whole in the token
@@ -179,7 +169,7 @@ DocumentTextFigure documentTextFigure(const AnalysisResult& a, const std::vector
             for (size_t i = 0; i < n; ++i)
                 if (f.attention[i] > 0) f.values[i] = std::log10(f.attention[i]);
             f.hi = strongest > 0 ? std::log10(strongest) : 0.0f;
-            f.lo = f.hi - kAttentionDecades;
+            f.lo = f.hi - kAttentionTintDecades;
             f.logScale = true;
             const std::string head = f.head >= 0 ? "head " + std::to_string(f.head) : "head mean";
             std::snprintf(buf, sizeof buf, "attention of token %lld, layer %d, %s (log10)",

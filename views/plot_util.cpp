@@ -23,14 +23,6 @@ std::string tickLabel(double v) {
     return buf;
 }
 
-float percentile(std::vector<float> v, double q) {
-    v.erase(std::remove_if(v.begin(), v.end(), [](float x) { return !std::isfinite(x); }), v.end());
-    if (v.empty()) return 0.0f;
-    const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size() - 1)));
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-    return v[k];
-}
-
 bool beginColumnTooltip(bool hovered, const ImVec2& p0, const ImVec2& p1, int columns, int64_t tokens,
                         const DocumentInfo& doc, ColumnHover& out) {
     const ImVec2 mouse = ImGui::GetIO().MousePos;

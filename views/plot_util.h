@@ -20,8 +20,6 @@ constexpr ImU32 kContextColor = IM_COL32(230, 90, 90, 220);
 double niceStep(double range, int targetTicks);
 // Axis label of a token position: 0, 500, 2k, 12.5k, 1.5M.
 std::string tickLabel(double v);
-// q-quantile of the finite values (0 when there are none).
-float percentile(std::vector<float> v, double q);
 // The tokens under the mouse in a plot of `columns` pixel columns over `tokens` tokens, x from
 // left to right. When the mouse is over it, opens a tooltip naming those tokens and returns
 // true; the caller adds its lines and calls ImGui::EndTooltip().

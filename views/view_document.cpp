@@ -25,7 +25,6 @@ namespace {
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr int kTabSpaces = 4;
 constexpr float kLinePadding = 3.0f;
-constexpr float kAttentionDecades = 4.0f;  // log colour range below the strongest key
 constexpr float kMinWrapWidth = 60.0f;
 const char* const kTintNames[] = {"Loss", "Loss minus all-full", "Attention of the query", "Mass beyond span"};
 constexpr ImU32 kQueryOutline = IM_COL32(255, 255, 255, 255);
@@ -260,7 +259,7 @@ void DocumentView::updateTint(const ViewContext& ctx) {
                 }
             }
             m_tint.hi = strongest > 0 ? std::log10(strongest) : 0.0f;
-            m_tint.lo = m_tint.hi - kAttentionDecades;
+            m_tint.lo = m_tint.hi - kAttentionTintDecades;
             m_tint.logScale = true;
             if (ui.head >= 0) std::snprintf(buf, sizeof buf, "attention of token %lld, layer %d, head %d",
                                             static_cast<long long>(ui.queryToken), layer, ui.head);

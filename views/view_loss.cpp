@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "views/view.h"
+#include "engine/analysis_rows.h"
 #include "views/plot_util.h"
 #include "views/views_list.h"
 
