@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <ostream>
 #include <sstream>
 #include <string>
 
@@ -32,6 +33,16 @@ inline std::string shapeCaseName(const SpanMask& m, int64_t B, int64_t H, int64_
     s << maskName(m) << "_B" << B << "_H" << H << "_T" << T << "_D" << D << "_" << (dtype == at::kBFloat16 ? "bf16" : "fp16");
     return s.str();
 }
+
+// One shape of the CUDA kernel tests: batch, heads, tokens, head dim, element type, mask.
+struct AttentionCase {
+    int64_t B, H, T, D;
+    at::ScalarType dtype;
+    SpanMask mask;
+};
+
+inline std::string caseName(const AttentionCase& c) { return shapeCaseName(c.mask, c.B, c.H, c.T, c.D, c.dtype); }
+inline void PrintTo(const AttentionCase& c, std::ostream* os) { *os << caseName(c); }
 
 // Largest absolute difference, compared in fp64 on the CPU.
 inline double maxAbs(const at::Tensor& a, const at::Tensor& b) {

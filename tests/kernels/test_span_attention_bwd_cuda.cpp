@@ -19,15 +19,8 @@ using namespace spanscope;
 
 namespace {
 
-struct BwdCase {
-    int64_t B, H, T, D;
-    at::ScalarType dtype;
-    SpanMask mask;
-};
-
-std::string caseName(const BwdCase& c) { return test::shapeCaseName(c.mask, c.B, c.H, c.T, c.D, c.dtype); }
-
-void PrintTo(const BwdCase& c, std::ostream* os) { *os << caseName(c); }
+using BwdCase = test::AttentionCase;
+using test::caseName;
 
 std::vector<BwdCase> bwdCases() {
     const std::vector<SpanMask> masks = {SpanMask{}, {MaskKind::Window, 1, false}, {MaskKind::Window, 37, false},

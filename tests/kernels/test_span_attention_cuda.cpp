@@ -19,15 +19,8 @@ using namespace spanscope;
 
 namespace {
 
-struct FwdCase {
-    int64_t B, H, T, D;
-    at::ScalarType dtype;
-    SpanMask mask;
-};
-
-std::string caseName(const FwdCase& c) { return test::shapeCaseName(c.mask, c.B, c.H, c.T, c.D, c.dtype); }
-
-void PrintTo(const FwdCase& c, std::ostream* os) { *os << caseName(c); }
+using FwdCase = test::AttentionCase;
+using test::caseName;
 
 SpanMask window(int64_t w) { return {MaskKind::Window, w, false}; }
 SpanMask block(int64_t b, bool prev) { return {MaskKind::Block, b, prev}; }
