@@ -21,6 +21,7 @@
 #include "engine/model_impl.h"
 #include "engine/safetensors.h"
 #include "engine/span_autograd.h"
+#include "kernels/attention_cpu.h"
 #include "kernels/sparsek_attention_torch.h"
 #include "engine/token_data.h"
 #include "engine/tokenizer.h"
@@ -209,20 +210,6 @@ std::unique_ptr<ModelImpl> computeView(const Trainee& t) {
     return w;
 }
 
-// (T, T) boolean mask of a spec (the rule of span_mask.h), for the SDPA fallback.
-at::Tensor denseMask(const LayerSpec& spec, int64_t T, const at::Device& device) {
-    auto o = at::TensorOptions().dtype(at::kLong).device(device);
-    auto i = at::arange(T, o).unsqueeze(1), j = at::arange(T, o).unsqueeze(0);
-    auto allowed = j.le(i);
-    const SpanMask m = spec.mask();
-    if (m.kind == MaskKind::Window) allowed = allowed.logical_and((i - j).lt(m.span));
-    if (m.kind == MaskKind::Block) {
-        auto bi = at::floor_divide(i, m.span), bj = at::floor_divide(j, m.span);
-        allowed = allowed.logical_and(m.prevBlock ? bj.eq(bi).logical_or(bj.eq(bi - 1)) : bj.eq(bi));
-    }
-    return allowed;
-}
-
 // Differentiable attention with the pattern's masks: full layers through SDPA (cuDNN/flash on
 // the GPU), window and block layers through spanscope's own kernels and their backward — the very
 // code the analysis runs, so training and analysis apply the same masks (span_mask.h).
@@ -245,7 +232,10 @@ AttentionFn trainingAttention(const LayerPattern& pattern, const ModelImpl& m) {
             return sparsek_attention_torch(q, k, v, u, static_cast<double>(spec.topK), spec.span,
                                            1.0 / std::sqrt(static_cast<double>(q.size(-1))));
         }
-        if (sdpa) return at::scaled_dot_product_attention(q, k, v, denseMask(spec, q.size(2), q.device()), 0.0, false);
+        if (sdpa) {
+            const int64_t T = q.size(2);
+            return at::scaled_dot_product_attention(q, k, v, blockMask(spec.mask(), 0, T, 0, T, q.options()), 0.0, false);
+        }
         return spanAttentionAutograd(q, k, v, spec.mask(), 1.0 / std::sqrt(static_cast<double>(q.size(-1))));
     };
 }

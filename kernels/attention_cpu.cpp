@@ -18,20 +18,6 @@ void checkInputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, 
     TORCH_CHECK(mask.kind == MaskKind::Full || mask.span > 0, "span attention: window/block span must be positive");
 }
 
-// Boolean (bq, bk) mask of query rows [q0, q1) against key columns [k0, k1).
-at::Tensor blockMask(const SpanMask& mask, int64_t q0, int64_t q1, int64_t k0, int64_t k1, const at::TensorOptions& o) {
-    auto i = at::arange(q0, q1, o.dtype(at::kLong)).unsqueeze(1);
-    auto j = at::arange(k0, k1, o.dtype(at::kLong)).unsqueeze(0);
-    auto allowed = j <= i;
-    if (mask.kind == MaskKind::Window) allowed = allowed & ((i - j) < mask.span);
-    if (mask.kind == MaskKind::Block) {
-        auto bi = at::div(i, mask.span, "floor"), bj = at::div(j, mask.span, "floor");
-        auto same = bj == bi;
-        allowed = allowed & (mask.prevBlock ? (same | (bj == bi - 1)) : same);
-    }
-    return allowed;
-}
-
 int64_t queryBlockSize(int64_t batchHeads, int64_t T, const SpanMask& mask, int64_t budget) {
     // keys per block ≈ reach + block; solve bq · (reach + bq) · BH ≈ budget.
     int64_t reach = mask.kind == MaskKind::Full ? T : std::min<int64_t>(T, mask.span * (mask.prevBlock ? 2 : 1));
@@ -172,6 +158,19 @@ std::tuple<at::Tensor, at::Tensor> blockedAttention(const at::Tensor& q, const a
 }
 
 }  // namespace
+
+at::Tensor blockMask(const SpanMask& mask, int64_t q0, int64_t q1, int64_t k0, int64_t k1, const at::TensorOptions& o) {
+    auto i = at::arange(q0, q1, o.dtype(at::kLong)).unsqueeze(1);
+    auto j = at::arange(k0, k1, o.dtype(at::kLong)).unsqueeze(0);
+    auto allowed = j <= i;
+    if (mask.kind == MaskKind::Window) allowed = allowed & ((i - j) < mask.span);
+    if (mask.kind == MaskKind::Block) {
+        auto bi = at::div(i, mask.span, "floor"), bj = at::div(j, mask.span, "floor");
+        auto same = bj == bi;
+        allowed = allowed & (mask.prevBlock ? (same | (bj == bi - 1)) : same);
+    }
+    return allowed;
+}
 
 std::tuple<at::Tensor, at::Tensor> span_attention_cpu(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                                       const SpanMask& mask, double scale) {

@@ -55,6 +55,10 @@ struct AttentionStats {
     at::Tensor rows;            // (R, H, T) float32: exact attention rows (zero where not attended)
 };
 
+// Boolean (q1 - q0, k1 - k0) tensor, on o's device, of which query rows [q0, q1) may attend key
+// columns [k0, k1) under `mask` (the rule of span_mask.h, built with tensor ops).
+at::Tensor blockMask(const SpanMask& mask, int64_t q0, int64_t q1, int64_t k0, int64_t k1, const at::TensorOptions& o);
+
 // q, k, v: (B, H, T, D), any float dtype, same device. Returns out (B, H, T, D) in q's dtype and
 // the row log-sum-exp lse (B, H, T) float32 of the scaled scores.
 std::tuple<at::Tensor, at::Tensor> span_attention_cpu(const at::Tensor& q, const at::Tensor& k,
