@@ -13,14 +13,11 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-bool onGpuKernel(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
 #ifdef SPANSCOPE_HAVE_CUDA
+bool onGpuKernel(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
     return q.is_cuda() && span_attention_cuda_supports(q, k, v);
-#else
-    (void)q, (void)k, (void)v;
-    return false;
-#endif
 }
+#endif
 
 struct SpanAttentionFunction : public torch::autograd::Function<SpanAttentionFunction> {
     static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
