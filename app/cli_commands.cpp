@@ -60,6 +60,7 @@ LoadedRun loadRun(const CommonRun& r) {
     lr.text = loadDocument(r.docPath);  // check the document before the (slower) model load
     lr.model = Model::load(r.modelDir, r.device);
     lr.tokens = lr.model->tokenizer().encode(lr.text).ids;
+    if (r.firstTokens > 0 && static_cast<int64_t>(lr.tokens.size()) > r.firstTokens) lr.tokens.resize(r.firstTokens);
     checkTokenCount(static_cast<int64_t>(lr.tokens.size()), r.maxTokens, r.docPath);
     lr.settings = {r.commandLine, r.modelDir, r.docPath, fnv1a64Hex(lr.text), static_cast<int64_t>(lr.text.size()),
                    lr.model->device(), false};

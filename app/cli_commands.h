@@ -16,6 +16,7 @@ struct CommonRun {
     std::string docPath;
     std::string device = "cpu";
     int64_t maxTokens = 131072;
+    int64_t firstTokens = 0;          // > 0: study only the document's first N tokens (e.g. the training context)
     std::string jsonOut;
     std::string commandLine;
 };

@@ -47,7 +47,7 @@ struct ReportPlan {
     std::string modelDir, docPath, pattern, sparse, heads, device;
     bool sweep = false;
     std::vector<int64_t> layers;
-    int64_t poolSize = 256, beyondSpan = 0, sinkTokens = 4, maxTokens = 131072;
+    int64_t poolSize = 256, beyondSpan = 0, sinkTokens = 4, maxTokens = 131072, firstTokens = 0;
     // The Document, Layers and Compare figures; the text window is resolved once T is known.
     std::string tint = "loss", compare;
     int selectLayer = 0, selectHead = -1;
@@ -58,6 +58,7 @@ struct ReportPlan {
         return {{"model_dir", modelDir}, {"document", docPath},     {"pattern", pattern},       {"sweep", sweep},
                 {"sparse", sparse},      {"layers", layers},        {"heads", heads},           {"pool", poolSize},
                 {"beyond_span", beyondSpan}, {"sink_tokens", sinkTokens}, {"device", device}, {"max_tokens", maxTokens},
+                {"first_tokens", firstTokens},
                 {"tint", tint},          {"select_layer", selectLayer}, {"select_head", selectHead},
                 {"query_token", query},  {"text_first", textFirst}, {"text_tokens", textCount}, {"compare", compare}};
     }
@@ -89,6 +90,7 @@ ReportPlan planFromManifest(const std::string& path) {
         p.sinkTokens = s.at("sink_tokens").get<int64_t>();
         p.device = s.at("device").get<std::string>();
         p.maxTokens = s.at("max_tokens").get<int64_t>();
+        p.firstTokens = s.value("first_tokens", int64_t{0});
         // Reports written before the Document, Layers and Compare figures existed lack these.
         p.tint = s.value("tint", p.tint);
         p.selectLayer = s.value("select_layer", 0);
@@ -127,6 +129,7 @@ ReportPlan planFromArgs(const ReportArgs& a, const ModelConfig& c) {
     p.sinkTokens = a.sinkTokens;
     p.device = a.run.device;
     p.maxTokens = a.run.maxTokens;
+    p.firstTokens = a.run.firstTokens;
     p.tint = a.tint;
     p.selectLayer = a.selectLayer >= 0 ? a.selectLayer : std::min(pattern.boundary(), L - 1);
     p.selectHead = a.selectHead;
@@ -215,7 +218,8 @@ int runReport(const ReportArgs& a) {
     checkWritable(out + "/manifest.json");  // before the slow part: model load and analysis
     auto model = Model::load(p.modelDir, p.device);
     const Encoding encoding = model->tokenizer().encode(text);
-    const std::vector<int32_t>& tokens = encoding.ids;
+    std::vector<int32_t> tokens = encoding.ids;
+    if (p.firstTokens > 0 && static_cast<int64_t>(tokens.size()) > p.firstTokens) tokens.resize(p.firstTokens);
     const int64_t T = static_cast<int64_t>(tokens.size());
     checkTokenCount(T, p.maxTokens, p.docPath);
     if (p.query >= T)
