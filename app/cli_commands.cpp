@@ -55,6 +55,7 @@ struct LoadedRun {
 };
 
 LoadedRun loadRun(const CommonRun& r) {
+    if (r.firstTokens < 0) throw InputError("--first-tokens: " + std::to_string(r.firstTokens) + " is negative");
     if (!r.jsonOut.empty()) checkWritable(r.jsonOut);  // fail before the work, not after
     LoadedRun lr;
     lr.text = loadDocument(r.docPath);  // check the document before the (slower) model load

@@ -22,8 +22,7 @@ void addRunOptions(CLI::App* cmd, spanscope::cli::CommonRun& r) {
     cmd->add_option("--doc", r.docPath, "document: a UTF-8 text file")->required();
     cmd->add_option("--device", r.device, "cpu, cuda or auto")->capture_default_str();
     cmd->add_option("--max-tokens", r.maxTokens, "refuse documents longer than this")->capture_default_str();
-    cmd->add_option("--first-tokens", r.firstTokens, "study only the document's first N tokens")
-        ->check(CLI::PositiveNumber);
+    cmd->add_option("--first-tokens", r.firstTokens, "study only the document's first N tokens (0: all)");
     cmd->add_option("--json", r.jsonOut, "write the full numbers as JSON to this file");
 }
 
@@ -151,8 +150,7 @@ int main(int argc, char** argv) {
     r->add_option("--sink", report.sinkTokens, "sink = mass on this many first tokens")->capture_default_str();
     r->add_option("--device", report.run.device, "cpu, cuda or auto")->capture_default_str();
     r->add_option("--max-tokens", report.run.maxTokens, "refuse documents longer than this")->capture_default_str();
-    r->add_option("--first-tokens", report.run.firstTokens, "study only the document's first N tokens")
-        ->check(CLI::PositiveNumber);
+    r->add_option("--first-tokens", report.run.firstTokens, "study only the document's first N tokens (0: all)");
     r->add_option("--tint", report.tint, "document figure: tint tokens by loss, delta (minus all-full), attention "
                                          "(of --query) or beyond (mass beyond the span)")
         ->check(CLI::IsMember({"loss", "delta", "attention", "beyond"}))->capture_default_str();

@@ -39,13 +39,13 @@ for stage in "$@"; do
         --out "$OUT/bench.md" 2>&1 | tee "$OUT/bench.log" | grep -v "^d=" ;;
     latency)
       # Warm analysis latency of the default model on CUDA (what a boundary change in the app
-      # costs): ~8k and ~33k tokens, statistics for every layer, 256x256 maps. Needs `main` first.
+      # costs): ~8k and ~30k tokens, statistics for every layer, 256x256 maps.
       L=/usr/share/common-licenses
       head -c 30500 $L/GPL-3 >/tmp/doc8k.txt
       cat $L/GPL-3 $L/GPL-2 $L/Apache-2.0 $L/LGPL-2.1 $L/GFDL-1.3 $L/MPL-2.0 >/tmp/doc32k.txt
       for doc in /tmp/doc8k.txt /tmp/doc32k.txt; do
         for p in masformer:4,window:512 masformer:2,block:1024 full; do
-          "$BUILD/app/spanscope-cli" analyze --model "$BUILD/models/default" --doc $doc --device cuda --pattern $p \
+          "$BUILD/app/spanscope-cli" analyze --model assets/models/masformer4 --doc $doc --device cuda --pattern $p \
             --repeat 6 2>/dev/null | grep -E "^document|^pattern|^latency"
         done
       done 2>&1 | tee "$OUT/latency.log" ;;

@@ -207,6 +207,17 @@ for s in "$DATA"/samples/${SAMPLES:-*}.txt; do
       --json "$R/sweep.full8k.$n.json" >/dev/null 2>>"$LOGS/evaluate.log" || echo "sweep $n failed" >>"$LOGS/evaluate.log" ) &
 done
 wait
+# Whole documents, past the training context: loss per position range (scripts/whole_documents.py).
+mkdir -p "$RUNS/whole"
+for s in "$DATA"/samples/${SAMPLES:-*}.txt; do
+  ( n=$(basename "$s" .txt)
+    for m in pretrain2k full8k masformer4 window512; do
+      [ -f "$RUNS/$m/training.json" ] || continue
+      "$CLI" analyze --model "$RUNS/$m" --doc "$s" --device "$DEVICE" --json "$RUNS/whole/$m.$n.json" >/dev/null 2>>"$LOGS/evaluate.log"
+    done ) &
+done
+wait
+python3 scripts/whole_documents.py "$RUNS"/whole/*.json | tee "$R/whole_documents.md"
 # Warm analysis latency of the default model (what the app waits for after a boundary change).
 LAT=$DATA/samples/${LATENCY_SAMPLE:-kernel_memory_barriers}.txt
 for t in 8192 32768; do
@@ -224,6 +235,11 @@ log "evaluated: $(ls "$R" | wc -l) files"
 tar -C "$RUNS" -cf - full8k/config.json full8k/tokenizer.json full8k/training.json full8k/model.safetensors \
   masformer4/config.json masformer4/tokenizer.json masformer4/training.json masformer4/model.safetensors \
   | split -b 15M - "$OUT/models.tar.part-"
+# The numbers the README's tables need (the analysis JSONs themselves are ~80 MB: kept in
+# results_full.tar.gz only with FULL_RESULTS=1, in parts like the models).
+python3 scripts/training_results.py "$R" --summary "$OUT/summary.json" >"$OUT/tables.md"
+if [ -n "${FULL_RESULTS:-}" ]; then tar -C "$OUT" -czf - results | split -b 15M - "$OUT/results_full.tar.part-"; fi
+rm -f "$R"/sweep.*.json; for m in pretrain2k full8k masformer4 masformer2 window512; do rm -f "$R/$m".*.json; done
 tar -C "$OUT" -czf "$OUT/results.tar.gz" results && rm -rf "$R"
 ls -la "$OUT"
 log "done"

@@ -53,6 +53,17 @@ expect_error "missing document" "nope.txt" "$CLI" analyze --model "$W/model" --d
 expect_error "empty document" "document is empty" "$CLI" analyze --model "$W/model" --doc "$W/empty.txt"
 expect_error "binary document" "not valid UTF-8" "$CLI" analyze --model "$W/model" --doc "$W/binary.txt"
 expect_error "document over the token limit" "more than the limit of 100" "$CLI" analyze --model "$W/model" --doc "$W/short.txt" --max-tokens 100
+# --first-tokens: the analysis of a prefix is the whole document's, cut (attention is causal).
+"$CLI" analyze --model "$W/model" --doc "$W/short.txt" --json "$W/whole.json" >/dev/null 2>&1
+"$CLI" analyze --model "$W/model" --doc "$W/short.txt" --first-tokens 300 --max-tokens 300 --json "$W/first.json" >/dev/null 2>&1
+python3 - "$W/whole.json" "$W/first.json" <<'PY'
+import json, sys
+w, f = (json.load(open(p)) for p in sys.argv[1:])
+assert len(f["token_loss"]) == 299 and len(w["token_loss"]) > 1000, (len(f["token_loss"]), len(w["token_loss"]))
+assert max(abs(a - b) for a, b in zip(f["token_loss"], w["token_loss"])) < 1e-4
+PY
+check "--first-tokens 300 analyses the first 300 tokens, with the whole document's losses" test $? -eq 0
+expect_error "negative --first-tokens" "--first-tokens: -5 is negative" "$CLI" analyze --model "$W/model" --doc "$W/short.txt" --first-tokens=-5
 expect_error "bad pattern" "unknown attention kind 'windw'" "$CLI" analyze --model "$W/model" --doc "$DOC" --pattern "full*2,windw:5*2"
 expect_error "pattern with wrong layer count" "has 3 layers but the model has 4" "$CLI" analyze --model "$W/model" --doc "$DOC" --pattern "full*3"
 expect_error "missing model" "model folder not found" "$CLI" analyze --model "$W/nomodel" --doc "$DOC"

@@ -223,6 +223,18 @@ expect_error "--from refuses a changed document" "document changed since the man
 check "refused regeneration wrote nothing" test ! -e "$W/changed"
 mv "$W/doc.orig" "$W/doc.txt"
 
+# --first-tokens: every figure and CSV covers the first N tokens; the manifest keeps N.
+"$CLI" report --model "$W/model" --doc "$W/doc.txt" --first-tokens 200 --pool 32 --out "$W/first" >/dev/null 2>"$W/first.err"
+python3 - "$W/first" <<'PY'
+import csv, json, sys
+d = sys.argv[1]
+m = json.load(open(d + "/manifest.json"))
+assert m["settings"]["first_tokens"] == 200, m["settings"]
+assert len(list(csv.DictReader(open(d + "/token_loss.csv")))) == 199
+assert len(list(csv.DictReader(open(d + "/document_text.csv")))) <= 200
+PY
+check "report --first-tokens 200: CSVs cover 200 tokens, the manifest says so" test $? -eq 0 || cat "$W/first.err"
+
 # Never overwrite without --force; refuse before any work and write nothing.
 snapshot() { (cd "$1" && find . -type f -printf '%p %s %T@\n' | sort); }
 before=$(snapshot "$R")
