@@ -78,6 +78,7 @@ private:
     GLFWwindow* m_window = nullptr;
     Runner m_runner{computeThreads()};
     Runner m_compareRunner{1};  // the Compare view's second pattern, on its own worker
+    static constexpr double kBusyFrameMs = 200.0;  // frame interval while the engine works and no input comes
     static int computeThreads();  // all cores but one for the engine: the UI keeps one
     UiState m_ui;
     Actions m_actions;

@@ -114,10 +114,19 @@ bool Runner::superseded(uint64_t generation) const {
     return m_stop || generation < m_newestAnalysis || generation <= m_cancelledUpTo;
 }
 
-void Runner::publish(const std::function<void(Snapshot&)>& edit) {
+void Runner::publish(const std::function<void(Snapshot&)>& edit, bool wake) {
     auto next = std::make_shared<Snapshot>(*std::atomic_load(&m_snapshot));
     edit(*next);
     std::atomic_store(&m_snapshot, std::shared_ptr<const Snapshot>(std::move(next)));
+    if (!wake) return;
+    std::lock_guard<std::mutex> lock(m_hookMutex);  // held while it runs: see setPublishHook
+    if (m_publishHook) m_publishHook();
+}
+
+// Once this returns, the old hook is not running and will not run again.
+void Runner::setPublishHook(std::function<void()> hook) {
+    std::lock_guard<std::mutex> lock(m_hookMutex);
+    m_publishHook = std::move(hook);
 }
 
 // A new model or document: every result derived from the old one is gone, and so is a load error.
@@ -206,7 +215,7 @@ void Runner::execute(const Job& job) {
                     publish([&](Snapshot& s) { s.busy = true; s.task = "boundary sweep"; s.progress = 0; });
                     auto points = std::make_shared<std::vector<SweepPoint>>(sweepBoundary(
                         *m_model, tokens, job.sparse,
-                        [&](int d, int t) { publish([&](Snapshot& s) { s.progress = double(d) / t; }); }, cancelled));
+                        [&](int d, int t) { publish([&](Snapshot& s) { s.progress = double(d) / t; }, false); }, cancelled));
                     publish([&](Snapshot& s) {
                         s.sweep = points;
                         s.sweepSparse = job.sparse;
@@ -232,7 +241,7 @@ void Runner::execute(const Job& job) {
                     publish([&](Snapshot& s) {
                         s.task = "analysing layer " + std::to_string(d) + "/" + std::to_string(t);
                         s.progress = double(d) / t;
-                    });
+                    }, false);
                 };
                 publish([&](Snapshot& s) { s.busy = true; s.task = "analysing"; s.progress = 0; });
                 {

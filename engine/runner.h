@@ -93,6 +93,9 @@ public:
     };
     Counters counters() const;
 
+    // Called on the worker thread after every new snapshot (a GUI wakes its event loop with it).
+    void setPublishHook(std::function<void()> hook);
+
     std::shared_ptr<const Snapshot> latest() const;
     uint64_t submitted() const;                         // generation of the newest request
     bool idle() const;                                  // nothing pending or running
@@ -101,7 +104,8 @@ private:
     struct Job;
     void run();
     void execute(const Job& job);
-    void publish(const std::function<void(Snapshot&)>& edit);
+    // wake = false for progress only: the UI picks that up at its own (low) rate.
+    void publish(const std::function<void(Snapshot&)>& edit, bool wake = true);
     bool superseded(uint64_t generation) const;
     void dropQueuedAnalyses();  // caller holds m_mutex
     uint64_t enqueue(const std::shared_ptr<Job>& job);
@@ -120,6 +124,8 @@ private:
     std::shared_ptr<Model> m_model;              // worker thread only
     AnalysisCache m_cache;                       // worker thread only: layers of the last analysis
     int m_computeThreads = 0;
+    std::mutex m_hookMutex;
+    std::function<void()> m_publishHook;         // guarded by m_hookMutex
     std::thread m_thread;
 };
 
