@@ -390,7 +390,11 @@ void GuiApp::drawStatusBar(const Snapshot& snap) {
     }
     drawExportStatus();
     ImGui::SameLine(0, 24);
-    ImGui::TextDisabled("%.1f ms/frame", 1000.0f / std::max(1.0f, ImGui::GetIO().Framerate));
+    // The work of the last frames (ImGui's frame rate would count the idle and busy waits too).
+    double recent = 0;
+    const size_t n = std::min<size_t>(m_frameMs.size(), 30);
+    for (size_t i = m_frameMs.size() - n; i < m_frameMs.size(); ++i) recent += m_frameMs[i];
+    ImGui::TextDisabled("%.1f ms/frame", n ? recent / static_cast<double>(n) : 0.0);
     ImGui::End();
 }
 

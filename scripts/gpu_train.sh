@@ -14,7 +14,10 @@
 #           sweep of full8k, warm analysis latency of the default model at 8k and 32k tokens;
 #   pack    the shipped models (full8k, masformer4) in parts under 16 MiB, results.tar.gz.
 # A training cut off by the deadline is checkpointed (SIGTERM) and resumed by the next call.
-# Needs data/ from scripts/build_data.sh and .devdeps/ from scripts/pack_device_deps.sh carried along.
+# Needs .devtrain/ from scripts/pack_device_train.sh (or data/ from scripts/build_data.sh) and .devdeps/
+# from scripts/pack_device_deps.sh carried along. The device takes at most 64 MiB of working tree:
+# with the shipped models (50 MB in assets/models) in the tree the transfer is refused: move them
+# out of the checkout for the device calls (mv assets/models /tmp/) and back afterwards.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${OUT:-/tmp/spanscope-train-out}

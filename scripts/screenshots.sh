@@ -19,11 +19,11 @@ wait
 layer 0
 wait
 screenshot $OUT/default_model.png
-token 6000
-layer 11
+token 300
+layer 3
 tint attention
 wait
-zoom 0.70 0.76 0.70 0.76
+zoom 0.0 0.06 0.0 0.06
 wait
 screenshot $OUT/query_token.png
 focus Distances
