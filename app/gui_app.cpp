@@ -54,7 +54,9 @@ void loadFonts(float scale) {
 int GuiApp::computeThreads() {
     // SPANSCOPE_COMPUTE_THREADS overrides (benchmarks compare settings with it).
     if (const char* v = std::getenv("SPANSCOPE_COMPUTE_THREADS"); v && std::atoi(v) > 0) return std::atoi(v);
-    return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) - 1);
+    // Every core: while the engine works the UI redraws only every kBusyFrameMs (or on input), so
+    // it needs little CPU then (bench/RESULTS_GUI.md measured both settings).
+    return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 }
 
 GuiApp::GuiApp(GuiOptions options) : m_options(std::move(options)) {

@@ -77,9 +77,11 @@ private:
     GuiOptions m_options;
     GLFWwindow* m_window = nullptr;
     Runner m_runner{computeThreads()};
-    Runner m_compareRunner{1};  // the Compare view's second pattern, on its own worker
+    // The Compare view's second pattern, on its own worker. 0: it leaves LibTorch's thread count
+    // (a process-wide setting) to m_runner; a second count here would override the first.
+    Runner m_compareRunner{0};
     static constexpr double kBusyFrameMs = 200.0;  // frame interval while the engine works and no input comes
-    static int computeThreads();  // all cores but one for the engine: the UI keeps one
+    static int computeThreads();  // LibTorch threads of the engine (SPANSCOPE_COMPUTE_THREADS overrides)
     UiState m_ui;
     Actions m_actions;
     std::vector<std::unique_ptr<View>> m_views;
