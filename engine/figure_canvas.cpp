@@ -187,13 +187,20 @@ void drawLegend(cairo_t* cr, double x, double y, const std::vector<LegendEntry>&
     for (size_t i = 0; i < entries.size(); ++i) {
         const double cy = y + 4 + row * (static_cast<double>(i) + 0.5);
         setColor(cr, entries[i].color);
-        cairo_set_line_width(cr, 1.8);
-        const double dash[] = {4, 2.5};
-        cairo_set_dash(cr, dash, entries[i].dashed ? 2 : 0, 0);
-        cairo_move_to(cr, x + 6, cy);
-        cairo_line_to(cr, x + 28, cy);
-        cairo_stroke(cr);
-        cairo_set_dash(cr, nullptr, 0, 0);
+        if (entries[i].ring) {
+            cairo_set_line_width(cr, 1.2);
+            cairo_new_path(cr);
+            cairo_arc(cr, x + 17, cy, 5, 0, 2 * M_PI);
+            cairo_stroke(cr);
+        } else {
+            cairo_set_line_width(cr, 1.8);
+            const double dash[] = {4, 2.5};
+            cairo_set_dash(cr, dash, entries[i].dashed ? 2 : 0, 0);
+            cairo_move_to(cr, x + 6, cy);
+            cairo_line_to(cr, x + 28, cy);
+            cairo_stroke(cr);
+            cairo_set_dash(cr, nullptr, 0, 0);
+        }
         setColor(cr, kInk);
         drawText(cr, x + 33, cy, entries[i].label, 0, 0.5);
     }

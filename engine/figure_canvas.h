@@ -59,6 +59,7 @@ struct LegendEntry {
     std::string label;
     Rgb color;
     bool dashed = false;
+    bool ring = false;  // a ring marker (a highlighted point) instead of a line
 };
 // A legend box with its top-left corner at (x, y).
 void drawLegend(cairo_t* cr, double x, double y, const std::vector<LegendEntry>& entries);

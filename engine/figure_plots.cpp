@@ -158,7 +158,7 @@ void writeFigure(const std::string& base, const SweepFigure& f) {
     writeDrawing(base, kWidth, kHeight, [&](cairo_t* cr) {
         const double top = drawTitle(cr, f.title, kWidth);
         std::vector<LegendEntry> legend = {{"l full layers, " + f.sparse + " above", seriesColor(0, 1), false}};
-        if (f.currentBoundary >= 0) legend.push_back({"the report's pattern", kInk, false});
+        if (f.currentBoundary >= 0) legend.push_back({"the report's pattern", kInk, false, true});
         const double lw = legendWidth(cr, legend);
         const Rect plot = plotArea(top, lw + 12);
         Axis x = niceAxis(0, 1, 10, "relative attention cost C (share of all-full attended pairs)");
