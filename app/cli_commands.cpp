@@ -55,13 +55,14 @@ struct LoadedRun {
 };
 
 LoadedRun loadRun(const CommonRun& r) {
-    if (r.firstTokens < 0) throw InputError("--first-tokens: " + std::to_string(r.firstTokens) + " is negative");
+    checkFirstTokens(r.firstTokens);
     if (!r.jsonOut.empty()) checkWritable(r.jsonOut);  // fail before the work, not after
     LoadedRun lr;
     lr.text = loadDocument(r.docPath);  // check the document before the (slower) model load
     lr.model = Model::load(r.modelDir, r.device);
-    lr.tokens = lr.model->tokenizer().encode(lr.text).ids;
-    if (r.firstTokens > 0 && static_cast<int64_t>(lr.tokens.size()) > r.firstTokens) lr.tokens.resize(r.firstTokens);
+    Encoding encoding = lr.model->tokenizer().encode(lr.text);
+    keepFirstTokens(encoding, r.firstTokens);
+    lr.tokens = std::move(encoding.ids);
     checkTokenCount(static_cast<int64_t>(lr.tokens.size()), r.maxTokens, r.docPath);
     lr.settings = {r.commandLine, r.modelDir, r.docPath, fnv1a64Hex(lr.text), static_cast<int64_t>(lr.text.size()),
                    lr.model->device(), false};

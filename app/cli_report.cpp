@@ -130,7 +130,7 @@ ReportPlan planFromArgs(const ReportArgs& a, const ModelConfig& c) {
     p.device = a.run.device;
     p.maxTokens = a.run.maxTokens;
     p.firstTokens = a.run.firstTokens;
-    if (p.firstTokens < 0) throw InputError("--first-tokens: " + std::to_string(p.firstTokens) + " is negative");
+    checkFirstTokens(p.firstTokens);
     p.tint = a.tint;
     p.selectLayer = a.selectLayer >= 0 ? a.selectLayer : std::min(pattern.boundary(), L - 1);
     p.selectHead = a.selectHead;
@@ -218,13 +218,9 @@ int runReport(const ReportArgs& a) {
     makeDirectories(out);
     checkWritable(out + "/manifest.json");  // before the slow part: model load and analysis
     auto model = Model::load(p.modelDir, p.device);
-    const Encoding encoding = model->tokenizer().encode(text);
-    std::vector<int32_t> tokens = encoding.ids;
-    std::vector<std::pair<uint32_t, uint32_t>> offsets = encoding.offsets;
-    if (p.firstTokens > 0 && static_cast<int64_t>(tokens.size()) > p.firstTokens) {
-        tokens.resize(p.firstTokens);
-        offsets.resize(p.firstTokens);
-    }
+    Encoding encoding = model->tokenizer().encode(text);
+    keepFirstTokens(encoding, p.firstTokens);
+    const std::vector<int32_t>& tokens = encoding.ids;
     const int64_t T = static_cast<int64_t>(tokens.size());
     checkTokenCount(T, p.maxTokens, p.docPath);
     if (p.query >= T)
@@ -277,7 +273,7 @@ int runReport(const ReportArgs& a) {
     in.fullLoss = &fullLoss;
     in.sweep = &sweep;
     in.docText = &text;
-    in.offsets = &offsets;
+    in.offsets = &encoding.offsets;
     in.tokenIds = &tokens;
     in.compare = &compared;
     const std::vector<std::string> files = writeReport(in, out, a.force);

@@ -24,6 +24,17 @@ std::string loadDocument(const std::string& path, int64_t maxBytes) {
     return text;
 }
 
+void checkFirstTokens(int64_t firstTokens) {
+    if (firstTokens < 0) throw InputError("--first-tokens: " + std::to_string(firstTokens) + " is negative");
+}
+
+void keepFirstTokens(Encoding& encoding, int64_t firstTokens) {
+    checkFirstTokens(firstTokens);
+    if (firstTokens == 0 || static_cast<int64_t>(encoding.ids.size()) <= firstTokens) return;
+    encoding.ids.resize(static_cast<size_t>(firstTokens));
+    encoding.offsets.resize(static_cast<size_t>(firstTokens));
+}
+
 void checkTokenCount(int64_t tokens, int64_t maxTokens, const std::string& name) {
     if (tokens < 2) throw InputError(name + ": document has " + std::to_string(tokens) + " token(s); at least 2 are needed");
     if (tokens > maxTokens)

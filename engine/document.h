@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "engine/tokenizer.h"
+
 namespace spanscope {
 
 constexpr int64_t kDefaultMaxDocumentBytes = 16ll << 20;  // 16 MiB of text
@@ -19,5 +21,9 @@ std::string loadDocument(const std::string& path, int64_t maxBytes = kDefaultMax
 // Validates text that did not come from a file (e.g. pasted); `name` labels the error message.
 void checkDocumentText(std::string_view text, const std::string& name);
 void checkTokenCount(int64_t tokens, int64_t maxTokens, const std::string& name);
+// --first-tokens N: study only a document's first N tokens (0: all of them). The check fails
+// before any work; keepFirstTokens checks again and cuts ids and offsets together.
+void checkFirstTokens(int64_t firstTokens);
+void keepFirstTokens(Encoding& encoding, int64_t firstTokens);
 
 }  // namespace spanscope

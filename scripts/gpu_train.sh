@@ -41,6 +41,7 @@ PRE_UNTIL=${PRE_UNTIL:-900}; CT_UNTIL=${CT_UNTIL:-1390}; CALL_SECONDS=${CALL_SEC
 MIN_STEPS=${MIN_STEPS:-100}
 # Continual training at 8k: name and pattern. l = full bottom layers, window 512 above.
 VARIANTS=("full8k full" "masformer4 masformer:4,window:512" "masformer2 masformer:2,window:512" "window512 window:512")
+MODELS=(pretrain2k); for v in "${VARIANTS[@]}"; do MODELS+=("${v%% *}"); done  # every run, by name
 SAMPLE_TOKENS=${SAMPLE_TOKENS:-$CT_CONTEXT}
 
 CALL_START=${GPU_TRAIN_CALL_START:-$(date +%s)}; CALL_END=$((CALL_START + CALL_SECONDS))
@@ -64,6 +65,14 @@ if len(pts) >= 3:
     if s2 > s1 and t2 > t1:
         print(int((s2 - s1) / (t2 - t1)))
 PY
+}
+# probe LOG STEPS ARGS...: a few steps of a throwaway run (runs/probe); prints the steady tok/s.
+probe() {
+  local log=$1 steps=$2; shift 2
+  rm -rf "$RUNS/probe"
+  "$CLI" train --device "$DEVICE" "$@" --steps 100000 --stop-after "$steps" --log-every 5 \
+    --eval-every 100000 --checkpoint-every 100000 --out "$RUNS/probe" >"$log" 2>&1
+  toks_per_s "$log"
 }
 # steps SECONDS TOKS_PER_S TOKENS_PER_STEP: how many steps fit (at least MIN_STEPS).
 steps_for() { python3 -c "import sys; s,t,n=map(float,sys.argv[1:]); print(max($MIN_STEPS, int(0.92*s*t/n)))" "$@"; }
@@ -136,10 +145,7 @@ PRE=(--train "$DATA/train.tokens" --val "$DATA/val.tokens" --tokenizer "$DATA/to
      --context "$PRE_CONTEXT" --batch "$PRE_BATCH" --lr "$PRE_LR" --warmup "${PRE_WARMUP:-200}" --pattern full)
 if [ ! -f "$RUNS/pretrain2k/training.json" ]; then
   if [ ! -f "$RUNS/.pre_steps" ]; then
-    rm -rf "$RUNS/probe2k"
-    "$CLI" train --device "$DEVICE" "${PRE[@]}" --steps 100000 --stop-after "$PROBE_STEPS" --log-every 5 \
-      --eval-every 100000 --checkpoint-every 100000 --out "$RUNS/probe2k" >"$LOGS/probe2k.log" 2>&1
-    tps=$(toks_per_s "$LOGS/probe2k.log")
+    tps=$(probe "$LOGS/probe2k.log" "$PROBE_STEPS" "${PRE[@]}")
     if [ -z "$tps" ] && [ ! -f "$BUILD/build.ninja" ]; then  # the prebuilt binary fails on the GPU: build here
       tail -5 "$LOGS/probe2k.log"; log "probe failed with the prebuilt spanscope-cli: building from source"
       touch "$RUNS/.prebuilt-failed"; rm -rf "$BUILD"; [ -n "${BG:-}" ] && kill "$BG" 2>/dev/null; wait
@@ -171,16 +177,11 @@ if [ ! -f "$RUNS/.ct_steps" ]; then
   : >"$RUNS/.ct_steps.tmp"
   for v in "${VARIANTS[@]}"; do
     set -- $v
-    rm -rf "$RUNS/probe8k"
-    "$CLI" train --device "$DEVICE" "${CT[@]}" --pattern "$2" --steps 100000 --stop-after 10 --log-every 5 \
-      --eval-every 100000 --checkpoint-every 100000 --out "$RUNS/probe8k" >"$LOGS/probe8k_$1.log" 2>&1
-    tps=$(toks_per_s "$LOGS/probe8k_$1.log")
+    tps=$(probe "$LOGS/probe8k_$1.log" 10 "${CT[@]}" --pattern "$2")
     if [ -z "$tps" ] && [ "$2" != full ] && [ -z "${SPANSCOPE_TRAIN_ATTENTION:-}" ]; then
       log "probe of $1 failed with spanscope's kernels: window layers fall back to SDPA"; tail -5 "$LOGS/probe8k_$1.log"
       touch "$RUNS/.use-sdpa"; export SPANSCOPE_TRAIN_ATTENTION=sdpa
-      "$CLI" train --device "$DEVICE" "${CT[@]}" --pattern "$2" --steps 100000 --stop-after 10 --log-every 5 \
-        --eval-every 100000 --checkpoint-every 100000 --out "$RUNS/probe8k" >"$LOGS/probe8k_$1.log" 2>&1
-      tps=$(toks_per_s "$LOGS/probe8k_$1.log")
+      tps=$(probe "$LOGS/probe8k_$1.log" 10 "${CT[@]}" --pattern "$2")
     fi
     [ -n "$tps" ] || { tail -20 "$LOGS/probe8k_$1.log"; log "probe of $1 failed"; finish_call; }
     echo "$1 $(steps_for "$budget" "$tps" $((CT_BATCH * CT_CONTEXT))) $tps" >>"$RUNS/.ct_steps.tmp"
@@ -198,26 +199,19 @@ done
 
 # ---- evaluate ------------------------------------------------------------------------------------
 [ "$(left)" -lt 60 ] && finish_call
-R=$OUT/results; mkdir -p "$R"
+# Per sample (in parallel): every model on the first SAMPLE_TOKENS tokens and on the whole
+# document (past the training context: scripts/whole_documents.py), and the sweep of full8k.
+R=$OUT/results; mkdir -p "$R" "$RUNS/whole"
+run_cli() { "$CLI" "$@" >/dev/null 2>>"$LOGS/evaluate.log" || echo "failed: $*" >>"$LOGS/evaluate.log"; }
 for s in "$DATA"/samples/${SAMPLES:-*}.txt; do
   ( n=$(basename "$s" .txt)
-    for m in pretrain2k full8k masformer4 masformer2 window512; do
+    for m in "${MODELS[@]}"; do
       [ -f "$RUNS/$m/training.json" ] || continue
-      "$CLI" analyze --model "$RUNS/$m" --doc "$s" --device "$DEVICE" --first-tokens "$SAMPLE_TOKENS" \
-        --json "$R/$m.$n.json" >/dev/null 2>>"$LOGS/evaluate.log" || echo "analyze $m $n failed" >>"$LOGS/evaluate.log"
+      run_cli analyze --model "$RUNS/$m" --doc "$s" --device "$DEVICE" --first-tokens "$SAMPLE_TOKENS" --json "$R/$m.$n.json"
+      run_cli analyze --model "$RUNS/$m" --doc "$s" --device "$DEVICE" --json "$RUNS/whole/$m.$n.json"
     done
-    "$CLI" sweep --model "$RUNS/full8k" --doc "$s" --device "$DEVICE" --sparse window:512 --first-tokens "$SAMPLE_TOKENS" \
-      --json "$R/sweep.full8k.$n.json" >/dev/null 2>>"$LOGS/evaluate.log" || echo "sweep $n failed" >>"$LOGS/evaluate.log" ) &
-done
-wait
-# Whole documents, past the training context: loss per position range (scripts/whole_documents.py).
-mkdir -p "$RUNS/whole"
-for s in "$DATA"/samples/${SAMPLES:-*}.txt; do
-  ( n=$(basename "$s" .txt)
-    for m in pretrain2k full8k masformer4 window512; do
-      [ -f "$RUNS/$m/training.json" ] || continue
-      "$CLI" analyze --model "$RUNS/$m" --doc "$s" --device "$DEVICE" --json "$RUNS/whole/$m.$n.json" >/dev/null 2>>"$LOGS/evaluate.log"
-    done ) &
+    run_cli sweep --model "$RUNS/full8k" --doc "$s" --device "$DEVICE" --sparse window:512 --first-tokens "$SAMPLE_TOKENS" \
+      --json "$R/sweep.full8k.$n.json" ) &
 done
 wait
 python3 scripts/whole_documents.py "$RUNS"/whole/*.json | tee "$R/whole_documents.md"
@@ -227,7 +221,7 @@ for t in 8192 32768; do
   "$CLI" analyze --model "$RUNS/masformer4" --doc "$LAT" --device "$DEVICE" --first-tokens "$t" --repeat 6 2>&1 |
     grep -i -E "tokens\)|warm|seconds" | sed "s/^/[latency $t] /" | tee -a "$LOGS/latency.log"
 done
-for m in pretrain2k full8k masformer4 masformer2 window512; do
+for m in "${MODELS[@]}"; do
   [ -f "$RUNS/$m/training.json" ] && cp "$RUNS/$m/training.json" "$R/training.$m.json"
 done
 while [ -n "${BG:-}" ] && kill -0 "$BG" 2>/dev/null && [ "$(left)" -gt 30 ]; do sleep 3; done  # the engine tests' log
@@ -242,7 +236,7 @@ tar -C "$RUNS" -cf - full8k/config.json full8k/tokenizer.json full8k/training.js
 # results_full.tar.gz only with FULL_RESULTS=1, in parts like the models).
 python3 scripts/training_results.py "$R" --summary "$OUT/summary.json" >"$OUT/tables.md"
 if [ -n "${FULL_RESULTS:-}" ]; then tar -C "$OUT" -czf - results | split -b 15M - "$OUT/results_full.tar.part-"; fi
-rm -f "$R"/sweep.*.json; for m in pretrain2k full8k masformer4 masformer2 window512; do rm -f "$R/$m".*.json; done
+rm -f "$R"/sweep.*.json; for m in "${MODELS[@]}"; do rm -f "$R/$m".*.json; done
 tar -C "$OUT" -czf "$OUT/results.tar.gz" results && rm -rf "$R"
 ls -la "$OUT"
 log "done"
