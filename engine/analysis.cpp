@@ -192,7 +192,7 @@ AnalysisResult analyze(const Model& model, const std::vector<int32_t>& tokens, c
     if (!(0 <= r.mapQ0 && r.mapQ0 < r.mapQ1 && r.mapQ1 <= T && 0 <= r.mapK0 && r.mapK0 < r.mapK1 && r.mapK1 <= T))
         throw InputError("attention map region is outside the document's " + std::to_string(T) + " tokens");
     const double scale = 1.0 / std::sqrt(static_cast<double>(c.headDim()));
-    AttentionFn plain = patternAttention(options.pattern);
+    AttentionFn plain = patternAttention(options.pattern, m);
     auto layerStart = Clock::now();
 
     AttentionFn attention = [&](int l, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) -> at::Tensor {
@@ -200,13 +200,21 @@ AnalysisResult analyze(const Model& model, const std::vector<int32_t>& tokens, c
         la.spec = options.pattern.layers[static_cast<size_t>(l)];
         la.cost = r.cost.layers[static_cast<size_t>(l)];
         if (!options.withStats) return plain(l, q, k, v);
-        if (la.spec.kind == AttentionKind::SparseK)
-            throw InputError("layer " + std::to_string(l) + ": sparsek attention is not available in this build yet");
-        auto [out, lse, s] =
+        at::Tensor out, lse;
+        AttentionStats s;
+        if (la.spec.kind == AttentionKind::SparseK) {
+            std::tie(out, lse, s) = sparsek_attention_stats_aten(q, k, v, sparsekKeyScores(m, l, v),
+                                                                 static_cast<double>(la.spec.topK), la.spec.span, scale, so,
+                                                                 la.selections);
+            for (auto* bins : {&la.selections.countBins, &la.selections.maskBins})
+                for (double& b : *bins) b /= static_cast<double>(T);
+        } else {
+            std::tie(out, lse, s) =
 #ifdef SPANSCOPE_HAVE_CUDA
-            span_attention_cuda_supports(q, k, v) ? span_attention_stats_cuda(q, k, v, la.spec.mask(), scale, so) :
+                span_attention_cuda_supports(q, k, v) ? span_attention_stats_cuda(q, k, v, la.spec.mask(), scale, so) :
 #endif
-            span_attention_stats_cpu(q, k, v, la.spec.mask(), scale, so);
+                                                        span_attention_stats_cpu(q, k, v, la.spec.mask(), scale, so);
+        }
         summarizeHeads(la, s, T);
         la.poolRows = s.pooled.size(1);
         la.poolCols = s.pooled.size(2);
@@ -258,14 +266,14 @@ std::vector<SweepPoint> sweepBoundary(const Model& model, const std::vector<int3
     LayerPattern allFull = masformerPattern(L, L, sparse);
     std::vector<at::Tensor> entering(static_cast<size_t>(L) + 1);
     entering[0] = embedTokens(m, tokens);
-    runLayers(m, entering[0], 0, L, patternAttention(allFull), cancelled, [&](int l, const at::Tensor& x) {
+    runLayers(m, entering[0], 0, L, patternAttention(allFull, m), cancelled, [&](int l, const at::Tensor& x) {
         entering[static_cast<size_t>(l) + 1] = x;
         step();
     });
     std::vector<SweepPoint> points(static_cast<size_t>(L) + 1);
     for (int l = L; l >= 0; --l) {
         LayerPattern p = masformerPattern(L, l, sparse);
-        at::Tensor x = runLayers(m, entering[static_cast<size_t>(l)], l, L, patternAttention(p), cancelled,
+        at::Tensor x = runLayers(m, entering[static_cast<size_t>(l)], l, L, patternAttention(p, m), cancelled,
                                  [&](int, const at::Tensor&) { step(); });
         SweepPoint& sp = points[static_cast<size_t>(l)];
         sp.boundary = l;

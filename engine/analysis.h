@@ -15,6 +15,7 @@
 
 #include "engine/cost_model.h"
 #include "engine/pattern.h"
+#include "kernels/sparsek_attention_cpu.h"
 
 namespace spanscope {
 
@@ -51,6 +52,9 @@ struct LayerAnalysis {
     std::vector<float> beyondPerToken;   // (T) head-mean mass beyond span of each query
     std::vector<float> entropyPerToken;  // (T) head-mean entropy of each query
     std::vector<float> rows;          // (R, H, T) exact attention rows for options.queryRows
+    // SparseK layers only (empty otherwise): what each head selected. countBins and maskBins are
+    // means per query (divided by T); keyPicks, pooled, rowKeys/rowMask as documented there.
+    SparseKSelectionStats selections;
     LayerCost cost;
     double seconds = 0;               // wall time of this layer
 };

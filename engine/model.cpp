@@ -43,12 +43,21 @@ at::Tensor applyRotary(const at::Tensor& x, const at::Tensor& cos, const at::Ten
 constexpr bool kOwnKernelForFullLayers = false;
 #endif
 
-AttentionFn patternAttention(const LayerPattern& pattern) {
-    return [pattern](int layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+at::Tensor sparsekKeyScores(const ModelImpl& m, int layer, const at::Tensor& v) {
+    const at::Tensor& w = m.layers.at(static_cast<size_t>(layer)).sparsekScore;  // (H, D)
+    if (!w.defined())
+        throw InputError("layer " + std::to_string(layer) + ": sparsek needs a scoring network, and this model has none "
+                         "at that layer (train or continue training it with a sparsek pattern there first)");
+    return (v * w.to(v.scalar_type()).unsqueeze(0).unsqueeze(2)).sum(-1);
+}
+
+AttentionFn patternAttention(const LayerPattern& pattern, const ModelImpl& m) {
+    return [pattern, &m](int layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
         const LayerSpec& spec = pattern.layers.at(static_cast<size_t>(layer));
-        if (spec.kind == AttentionKind::SparseK)
-            throw InputError("layer " + std::to_string(layer) + ": sparsek layers cannot be analysed yet (train and evaluate support them)");
         const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+        if (spec.kind == AttentionKind::SparseK)
+            return std::get<0>(sparsek_attention_aten(q, k, v, sparsekKeyScores(m, layer, v),
+                                                      static_cast<double>(spec.topK), spec.span, scale));
 #ifdef SPANSCOPE_HAVE_CUDA
         // Our kernel for window/block layers (and full ones: see bench/RESULTS.md for the SDPA race).
         if (q.is_cuda() && (spec.kind != AttentionKind::Full || kOwnKernelForFullLayers) &&

@@ -49,8 +49,15 @@ struct ModelImpl {
 // runs one document (B = 1), training a batch of sequences.
 using AttentionFn = std::function<at::Tensor(int layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v)>;
 
-// The default attention for a pattern: SDPA for full layers on CUDA, blocked span attention otherwise.
-AttentionFn patternAttention(const LayerPattern& pattern);
+// The default attention for a pattern: SDPA for full layers on CUDA, spanscope's kernels for
+// window/block layers on CUDA, blocked span attention otherwise; SparseK layers through
+// sparsek_attention_aten with the layer's key scores (sparsekKeyScores). `m` must outlive the result.
+AttentionFn patternAttention(const LayerPattern& pattern, const ModelImpl& m);
+
+// SparseK key scores u_j = w_h · v_j of layer `layer` (w: the layer's scoring network, (H, D));
+// v: (B, H, T, D) -> (B, H, T). Throws InputError when the model has no scoring network there
+// (it was not trained with a sparsek layer at that place).
+at::Tensor sparsekKeyScores(const ModelImpl& m, int layer, const at::Tensor& v);
 
 // Runs layers [firstLayer, lastLayer) on hidden states x (B, T, C) starting at position 0;
 // `afterLayer(l, x)` (optional) sees the hidden state after each layer. Throws Cancelled if

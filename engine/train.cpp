@@ -224,12 +224,7 @@ AttentionFn trainingAttention(const LayerPattern& pattern, const ModelImpl& m) {
         const LayerSpec& spec = pattern.layers.at(static_cast<size_t>(layer));
         if (spec.kind == AttentionKind::Full) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, true);
         if (spec.kind == AttentionKind::SparseK) {
-            const at::Tensor& w = m.layers.at(static_cast<size_t>(layer)).sparsekScore;  // (H, D)
-            if (!w.defined())
-                throw InputError("layer " + std::to_string(layer) + ": sparsek needs the scoring network of a model "
-                                 "trained with this pattern (train or continue training into it first)");
-            auto u = (v * w.to(v.scalar_type()).unsqueeze(0).unsqueeze(2)).sum(-1);          // (B, H, T)
-            return sparsek_attention_torch(q, k, v, u, static_cast<double>(spec.topK), spec.span,
+            return sparsek_attention_torch(q, k, v, sparsekKeyScores(m, layer, v), static_cast<double>(spec.topK), spec.span,
                                            1.0 / std::sqrt(static_cast<double>(q.size(-1))));
         }
         if (sdpa) {

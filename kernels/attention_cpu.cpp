@@ -1,8 +1,11 @@
 #include "kernels/attention_cpu.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
+#include <functional>
 #include <limits>
 #include <optional>
 
@@ -131,22 +134,26 @@ struct StatsAccumulator {
     }
 };
 
+// The blocked loop shared by span and SparseK attention. For the query block [q0, q1):
+// firstKey(q0, q1) is the first key any of its queries attends, and restrict(s, q0, q1, k0, k1)
+// turns the block's scaled scores s (B, H, bq, bk) into the attended logits in place: −inf where
+// not attended, plus log m for gated keys (SparseK).
+using FirstKeyFn = std::function<int64_t(int64_t q0, int64_t q1)>;
+using RestrictFn = std::function<void(at::Tensor& s, int64_t q0, int64_t q1, int64_t k0, int64_t k1)>;
+
 std::tuple<at::Tensor, at::Tensor> blockedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                                    const SpanMask& mask, double scale, int64_t budget,
-                                                    StatsAccumulator* stats) {
-    checkInputs(q, k, v, mask);
+                                                    double scale, int64_t bq, const FirstKeyFn& firstKey,
+                                                    const RestrictFn& restrict, StatsAccumulator* stats) {
     const int64_t B = q.size(0), H = q.size(1), T = q.size(2);
     auto qf = q.to(at::kFloat), kf = k.to(at::kFloat), vf = v.to(at::kFloat);
     auto out = at::empty(qf.sizes(), qf.options());
     auto lse = at::empty({B, H, T}, qf.options());
-    const int64_t bq = queryBlockSize(B * H, T, mask, budget);
     for (int64_t q0 = 0; q0 < T; q0 += bq) {
         const int64_t q1 = std::min(T, q0 + bq);
-        const int64_t k0 = mask.firstKey(q0), k1 = q1;
+        const int64_t k0 = firstKey(q0, q1), k1 = q1;
         auto qs = qf.slice(2, q0, q1), ks = kf.slice(2, k0, k1), vs = vf.slice(2, k0, k1);
         auto s = at::matmul(qs, ks.transpose(-1, -2)).mul_(scale);  // (B, H, bq, bk)
-        auto allowed = blockMask(mask, q0, q1, k0, k1, qf.options());
-        s.masked_fill_(allowed.logical_not(), -std::numeric_limits<float>::infinity());
+        restrict(s, q0, q1, k0, k1);
         auto rowLse = at::logsumexp(s, -1, /*keepdim=*/true);  // every row has key j = i, so finite
         auto logp = s - rowLse;
         auto p = logp.exp();
@@ -155,6 +162,117 @@ std::tuple<at::Tensor, at::Tensor> blockedAttention(const at::Tensor& q, const a
         if (stats) stats->add(p[0], logp[0], q0, q1, k0, k1);
     }
     return {out.to(q.scalar_type()), lse};
+}
+
+std::tuple<at::Tensor, at::Tensor> spanBlockedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                                        const SpanMask& mask, double scale, int64_t budget,
+                                                        StatsAccumulator* stats) {
+    checkInputs(q, k, v, mask);
+    const int64_t bq = queryBlockSize(q.size(0) * q.size(1), q.size(2), mask, budget);
+    auto restrict = [&](at::Tensor& s, int64_t q0, int64_t q1, int64_t k0, int64_t k1) {
+        s.masked_fill_(blockMask(mask, q0, q1, k0, k1, s.options()).logical_not(), -std::numeric_limits<float>::infinity());
+    };
+    return blockedAttention(q, k, v, scale, bq, [&](int64_t q0, int64_t) { return mask.firstKey(q0); }, restrict, stats);
+}
+
+// What the selections say, from the CSR lists alone (host loops, O(selected pairs)).
+void summarizeSelections(const std::vector<SparseKSelection>& sel, int64_t T, const AttentionStatsOptions& o,
+                         SparseKSelectionStats& r) {
+    const int64_t H = static_cast<int64_t>(sel.size());
+    const int64_t mapQ0 = o.mapQ0, mapQ1 = o.mapQ1 < 0 ? T : o.mapQ1, mapK0 = o.mapK0, mapK1 = o.mapK1 < 0 ? T : o.mapK1;
+    r.poolRows = o.poolSize > 0 ? std::min(o.poolSize, mapQ1 - mapQ0) : 0;
+    r.poolCols = o.poolSize > 0 ? std::min(o.poolSize, mapK1 - mapK0) : 0;
+    r.countBins.assign(static_cast<size_t>(H * kNumDistanceBins), 0.0);
+    r.maskBins.assign(static_cast<size_t>(H * kNumDistanceBins), 0.0);
+    r.keyPicks.assign(static_cast<size_t>(T), 0.0f);
+    r.pooled.assign(static_cast<size_t>(H * r.poolRows * r.poolCols), 0.0f);
+    r.rowKeys.assign(o.queryRows.size() * static_cast<size_t>(H), {});
+    r.rowMask.assign(o.queryRows.size() * static_cast<size_t>(H), {});
+    r.selectedPairs = r.fractionalPairs = 0;
+    auto bin = [](int64_t pos, int64_t lo, int64_t hi, int64_t n) { return (pos - lo) * n / (hi - lo); };
+    std::vector<double> rowsPerBin(static_cast<size_t>(std::max<int64_t>(r.poolRows, 0)), 0.0);
+    for (int64_t i = mapQ0; i < mapQ1 && r.poolRows > 0; ++i) rowsPerBin[static_cast<size_t>(bin(i, mapQ0, mapQ1, r.poolRows))] += 1;
+    for (int64_t h = 0; h < H; ++h) {
+        const SparseKSelection& s = sel[static_cast<size_t>(h)];
+        for (int64_t i = 0; i < T; ++i) {
+            const bool inRows = r.poolRows > 0 && i >= mapQ0 && i < mapQ1;
+            const int64_t qb = inRows ? bin(i, mapQ0, mapQ1, r.poolRows) : 0;
+            for (int64_t n = s.offsets[static_cast<size_t>(i)]; n < s.offsets[static_cast<size_t>(i) + 1]; ++n) {
+                const int64_t j = s.keys[static_cast<size_t>(n)];
+                const float m = s.mask[static_cast<size_t>(n)];
+                const size_t b = static_cast<size_t>(h * kNumDistanceBins + distanceBin(i - j));
+                r.countBins[b] += 1;
+                r.maskBins[b] += m;
+                r.keyPicks[static_cast<size_t>(j)] += 1.0f / static_cast<float>(H);
+                ++r.selectedPairs;
+                if (m < 1) ++r.fractionalPairs;
+                if (inRows && j >= mapK0 && j < mapK1)
+                    r.pooled[static_cast<size_t>((h * r.poolRows + qb) * r.poolCols + bin(j, mapK0, mapK1, r.poolCols))] +=
+                        1.0f / static_cast<float>(rowsPerBin[static_cast<size_t>(qb)]);
+            }
+        }
+        for (size_t q = 0; q < o.queryRows.size(); ++q) {
+            const int64_t i = o.queryRows[q];
+            auto& keys = r.rowKeys[q * static_cast<size_t>(H) + static_cast<size_t>(h)];
+            auto& mask = r.rowMask[q * static_cast<size_t>(H) + static_cast<size_t>(h)];
+            for (int64_t n = s.offsets[static_cast<size_t>(i)]; n < s.offsets[static_cast<size_t>(i) + 1]; ++n) {
+                keys.push_back(s.keys[static_cast<size_t>(n)]);
+                mask.push_back(s.mask[static_cast<size_t>(n)]);
+            }
+        }
+    }
+}
+
+std::tuple<at::Tensor, at::Tensor> sparsekBlockedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                                           const at::Tensor& u, double topK, int64_t window, double scale,
+                                                           const AttentionStatsOptions& options, StatsAccumulator* stats,
+                                                           SparseKSelectionStats* selStats) {
+    checkInputs(q, k, v, SpanMask{MaskKind::Window, window, false});
+    TORCH_CHECK(q.size(0) == 1, "sparsek attention: one sequence at a time (B = 1), got ", q.sizes());
+    const int64_t H = q.size(1), T = q.size(2);
+    TORCH_CHECK(u.dim() == 3 && u.size(0) == 1 && u.size(1) == H && u.size(2) == T,
+                "sparsek attention: key scores u must be (1, H, T) = (1, ", H, ", ", T, "), got ", u.sizes());
+    TORCH_CHECK(topK >= 0 && window >= 1, "sparsek attention: need k >= 0 and w >= 1, got ", topK, " and ", window);
+    for (int64_t r : options.queryRows)
+        TORCH_CHECK(r >= 0 && r < T, "attention rows: query position ", r, " is outside 0..", T - 1);
+    auto uh = u.to(at::kCPU, at::kFloat).contiguous();
+    std::vector<SparseKSelection> sel(static_cast<size_t>(H));
+    at::parallel_for(0, H, 1, [&](int64_t h0, int64_t h1) {
+        for (int64_t h = h0; h < h1; ++h)
+            sel[static_cast<size_t>(h)] = sparsek_select_cpu(uh.data_ptr<float>() + h * T, T, topK, window);
+    });
+    if (selStats) summarizeSelections(sel, T, options, *selStats);
+    const SpanMask local{MaskKind::Window, window, false};
+    const int64_t bq = queryBlockSize(H, T, SpanMask{}, options.blockElements);
+    auto firstKey = [&](int64_t q0, int64_t q1) {
+        int64_t k0 = local.firstKey(q0);
+        for (const SparseKSelection& s : sel)
+            for (int64_t n = s.offsets[static_cast<size_t>(q0)]; n < s.offsets[static_cast<size_t>(q1)]; ++n)
+                k0 = std::min<int64_t>(k0, s.keys[static_cast<size_t>(n)]);
+        return k0;
+    };
+    auto restrict = [&](at::Tensor& s, int64_t q0, int64_t q1, int64_t k0, int64_t k1) {
+        const int64_t bk = k1 - k0;
+        auto bias = at::full({1, H, q1 - q0, bk}, -std::numeric_limits<float>::infinity(), s.options());
+        bias.masked_fill_(blockMask(local, q0, q1, k0, k1, s.options()), 0.0);
+        std::vector<int64_t> idx;
+        std::vector<float> val;
+        for (int64_t h = 0; h < H; ++h) {
+            const SparseKSelection& sh = sel[static_cast<size_t>(h)];
+            for (int64_t i = q0; i < q1; ++i)
+                for (int64_t n = sh.offsets[static_cast<size_t>(i)]; n < sh.offsets[static_cast<size_t>(i) + 1]; ++n) {
+                    idx.push_back((h * (q1 - q0) + (i - q0)) * bk + (sh.keys[static_cast<size_t>(n)] - k0));
+                    val.push_back(std::log(sh.mask[static_cast<size_t>(n)]));
+                }
+        }
+        if (!idx.empty()) {
+            auto it = at::from_blob(idx.data(), {static_cast<int64_t>(idx.size())}, at::kLong).to(s.device());
+            auto vt = at::from_blob(val.data(), {static_cast<int64_t>(val.size())}, at::kFloat).to(s.device());
+            bias.view({-1}).index_put_({it}, vt);
+        }
+        s.add_(bias);
+    };
+    return blockedAttention(q, k, v, scale, bq, firstKey, restrict, stats);
 }
 
 }  // namespace
@@ -174,7 +292,7 @@ at::Tensor blockMask(const SpanMask& mask, int64_t q0, int64_t q1, int64_t k0, i
 
 std::tuple<at::Tensor, at::Tensor> span_attention_cpu(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                                       const SpanMask& mask, double scale) {
-    return blockedAttention(q, k, v, mask, scale, AttentionStatsOptions{}.blockElements, nullptr);
+    return spanBlockedAttention(q, k, v, mask, scale, AttentionStatsOptions{}.blockElements, nullptr);
 }
 
 std::tuple<at::Tensor, at::Tensor, AttentionStats> span_attention_stats_cpu(
@@ -182,7 +300,7 @@ std::tuple<at::Tensor, at::Tensor, AttentionStats> span_attention_stats_cpu(
     const AttentionStatsOptions& options) {
     TORCH_CHECK(q.dim() == 4 && q.size(0) == 1, "attention statistics: expected one sequence (B = 1), got ", q.sizes());
     StatsAccumulator acc(options, q.size(2), q.size(1), q.options().dtype(at::kFloat));
-    auto [out, lse] = blockedAttention(q, k, v, mask, scale, options.blockElements, &acc);
+    auto [out, lse] = spanBlockedAttention(q, k, v, mask, scale, options.blockElements, &acc);
     return {out, lse, acc.finish()};
 }
 
@@ -230,6 +348,21 @@ std::tuple<at::Tensor, at::Tensor> naive_attention_reference(const at::Tensor& q
     s = s.masked_fill(allowed.logical_not().to(s.device()), -std::numeric_limits<double>::infinity());
     auto p = at::softmax(s, -1);
     return {at::matmul(p, vf), at::logsumexp(s, -1)};
+}
+
+std::tuple<at::Tensor, at::Tensor> sparsek_attention_aten(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                                          const at::Tensor& u, double topK, int64_t window, double scale) {
+    AttentionStatsOptions none;
+    return sparsekBlockedAttention(q, k, v, u, topK, window, scale, none, nullptr, nullptr);
+}
+
+std::tuple<at::Tensor, at::Tensor, AttentionStats> sparsek_attention_stats_aten(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u, double topK, int64_t window,
+    double scale, const AttentionStatsOptions& options, SparseKSelectionStats& selections) {
+    TORCH_CHECK(q.dim() == 4 && q.size(0) == 1, "attention statistics: expected one sequence (B = 1), got ", q.sizes());
+    StatsAccumulator acc(options, q.size(2), q.size(1), q.options().dtype(at::kFloat));
+    auto [out, lse] = sparsekBlockedAttention(q, k, v, u, topK, window, scale, options, &acc, &selections);
+    return {out, lse, acc.finish()};
 }
 
 }  // namespace spanscope

@@ -17,6 +17,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "kernels/span_mask.h"
+#include "kernels/sparsek_attention_cpu.h"
 
 namespace spanscope {
 
@@ -77,6 +78,22 @@ std::tuple<at::Tensor, at::Tensor, AttentionStats> span_attention_stats_cpu(
 std::tuple<at::Tensor, at::Tensor, at::Tensor> span_attention_backward_cpu(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& out, const at::Tensor& lse,
     const at::Tensor& dout, const SpanMask& mask, double scale);
+
+// SparseK attention (the rule of kernels/sparsek_attention_cpu.h: window w with mask 1, keys
+// before it gated by m = SPARSEK(u, k)), blocked like span attention and on any device. The
+// selections come from sparsek_select_cpu on the host (u is copied there; O(T · |A| log |A|) per
+// head); each query block then scores keys [first selected key, q1) and adds log m (0 on the window,
+// −inf elsewhere) before the softmax, so the work is that of full attention on the key range
+// (a fused kernel would touch only the k + w attended keys). q, k, v: (1, H, T, D); u: (1, H, T).
+// Returns out (1, H, T, D) in q's dtype and lse = log Σ m·exp(s) (1, H, T) float32.
+std::tuple<at::Tensor, at::Tensor> sparsek_attention_aten(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                                          const at::Tensor& u, double topK, int64_t window, double scale);
+
+// The same with the statistics of span_attention_stats_cpu (the attention weights are
+// a_ij = m_ij·exp(s_ij − lse_i)) and the selections' own summary.
+std::tuple<at::Tensor, at::Tensor, AttentionStats> sparsek_attention_stats_aten(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u, double topK, int64_t window,
+    double scale, const AttentionStatsOptions& options, SparseKSelectionStats& selections);
 
 // The textbook version — forms the whole (T, T) score matrix — for tests on small T.
 std::tuple<at::Tensor, at::Tensor> naive_attention_reference(const at::Tensor& q, const at::Tensor& k,

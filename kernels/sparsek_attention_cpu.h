@@ -21,6 +21,7 @@
 // Pure function, thread-safe.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -55,6 +56,39 @@ struct SparseKAttentionResult {
 SparseKAttentionResult sparsek_attention_cpu(const std::vector<float>& q, const std::vector<float>& k,
                                              const std::vector<float>& v, const std::vector<float>& u,
                                              int64_t T, int64_t D, const SparseKAttentionParams& params);
+
+// The selections of every query of one head, exact, without the O(T² log T) of calling SPARSEK
+// on every prefix: queries select among growing prefixes C_i = {0..i−w}, and τ_i never decreases
+// with i (adding a candidate can only raise S(τ) = Σ clip(z − τ, 0, 1)). A candidate with
+// z ≤ τ_i has p = 0 for query i and for every later query, so it is dropped for good; the solver
+// keeps only the active set {z > τ} (at most k entries plus the fractional tail) and runs
+// SPARSEK on it per query. O(T · |A| log |A|) with |A| the active set's size.
+struct SparseKSelection {
+    std::vector<int64_t> offsets;  // (T + 1) CSR by query
+    std::vector<int32_t> keys;     // (S) ascending within a query
+    std::vector<float> mask;       // (S) m_ij in (0, 1]
+    std::vector<double> tau;       // (T) −inf where C_i is empty
+
+    int64_t count(int64_t i) const { return offsets[static_cast<std::size_t>(i) + 1] - offsets[static_cast<std::size_t>(i)]; }
+};
+
+// u: (T) key scores (−inf: never selected). Throws std::invalid_argument like sparsek_attention_cpu.
+SparseKSelection sparsek_select_cpu(const float* u, int64_t T, double topK, int64_t window);
+
+// What SparseK selected in one layer, per head: sums over the queries (the analysis divides the
+// bins by T). Distance bins as kernels/attention_cpu.h (bin 0: distance 0, b ≥ 1: [2^(b−1), 2^b)).
+struct SparseKSelectionStats {
+    std::vector<double> countBins;   // (H, 24): selected keys per query-key distance bin
+    std::vector<double> maskBins;    // (H, 24): Σ m per distance bin
+    std::vector<float> keyPicks;     // (T): head-mean number of queries that selected each key
+    int64_t poolRows = 0, poolCols = 0;
+    std::vector<float> pooled;       // (H, Pq, Pk): mean number of selected keys per query of the
+                                     //   cell's query bin (same bins and region as the pooled map)
+    std::vector<std::vector<int32_t>> rowKeys;  // (R·H): the selected keys of each requested row
+    std::vector<std::vector<float>> rowMask;    // (R·H): their mask values
+    int64_t selectedPairs = 0;       // Σ over heads and queries of the selected keys
+    int64_t fractionalPairs = 0;     // those with 0 < m < 1
+};
 
 // The cost model's count for a causal sequence of T tokens with an integer budget: every query
 // attends min(i+1, w) window keys plus min(topK, |C_i|) selected keys — the hard top-k that a

@@ -10,6 +10,7 @@
 #include "engine/model.h"
 #include "engine/model_impl.h"
 #include "kernels/attention_cpu.h"
+#include "kernels/sparsek_attention_torch.h"
 
 using namespace spanscope;
 
@@ -44,7 +45,7 @@ TEST(Analysis, PerTokenLossEqualsLogSoftmaxOfTheLogits) {
     AnalysisResult r = analyze(*model, tokens, o);
     ASSERT_EQ(r.tokenLoss.size(), 74u);
     at::InferenceMode guard;
-    auto x = runLayers(model->impl(), embedTokens(model->impl(), tokens), 0, 4, patternAttention(o.pattern));
+    auto x = runLayers(model->impl(), embedTokens(model->impl(), tokens), 0, 4, patternAttention(o.pattern, model->impl()));
     auto lp = at::log_softmax(logits(model->impl(), x)[0], -1);
     double sum = 0;
     for (size_t t = 0; t + 1 < tokens.size(); ++t) {
@@ -145,6 +146,76 @@ TEST(Analysis, BadRequestsAreInputErrors) {
     o.pattern = parsePattern("full", 4);
     EXPECT_THROW(analyze(*model, {5}, o), InputError);
     EXPECT_THROW(analyze(*model, {5, 200}, o), InputError);  // token outside the vocabulary
-    o.pattern = parsePattern("sparsek:4/8", 4);
+    o.pattern = parsePattern("sparsek:4/8", 4);  // no scoring network in this model
     EXPECT_THROW(analyze(*model, randomTokens(20, 1), o), InputError);
+}
+
+// A model with SparseK scoring networks (as training makes them): the analysis's loss equals a
+// forward pass through the dense differentiable SparseK of training, and its sparsek layers report
+// their selections (k per query once the prefix is long enough), the others none.
+TEST(Analysis, SparseKLayersMatchTrainingsAttentionAndReportSelections) {
+    ModelConfig c;
+    c.vocabSize = 200;
+    c.hiddenSize = 32;
+    c.numLayers = 4;
+    c.numHeads = 2;
+    c.numKvHeads = 2;
+    c.intermediateSize = 64;
+    c.dtype = "float32";
+    c.trainedPattern = "full*2,sparsek:3/8*2";
+    auto model = Model::createRandom(c, 21);
+    ASSERT_TRUE(model->impl().layers[2].sparsekScore.defined());
+    auto tokens = randomTokens(97, 5);
+    AnalysisOptions o;
+    o.pattern = parsePattern(c.trainedPattern, 4);
+    o.queryRows = {96};
+    AnalysisResult r = analyze(*model, tokens, o);
+
+    at::InferenceMode guard;
+    const ModelImpl& m = model->impl();
+    AttentionFn dense = [&](int l, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+        const LayerSpec& spec = o.pattern.layers[static_cast<size_t>(l)];
+        if (spec.kind != AttentionKind::SparseK) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, true);
+        return sparsek_attention_torch(q, k, v, sparsekKeyScores(m, l, v), static_cast<double>(spec.topK), spec.span,
+                                       1.0 / std::sqrt(static_cast<double>(q.size(-1))));
+    };
+    auto x = runLayers(m, embedTokens(m, tokens), 0, 4, dense);
+    auto lp = at::log_softmax(logits(m, x)[0], -1);
+    for (size_t t = 0; t + 1 < tokens.size(); ++t)
+        ASSERT_NEAR(r.tokenLoss[t], -lp[static_cast<int64_t>(t)][tokens[t + 1]].item<double>(), 1e-4) << "position " << t;
+
+    for (int l = 0; l < 4; ++l) {
+        const SparseKSelectionStats& s = r.layers[static_cast<size_t>(l)].selections;
+        if (l < 2) {
+            EXPECT_TRUE(s.countBins.empty()) << "full layer " << l;
+            continue;
+        }
+        ASSERT_EQ(s.countBins.size(), static_cast<size_t>(2 * kNumDistanceBins));
+        // Queries 8..96 have 1..89 candidates and select min(3, candidates) keys' worth of mask;
+        // the count is at least that (a fractional tail may add keys).
+        double perQuery = 0, maskPerQuery = 0;
+        for (size_t b = 0; b < s.countBins.size(); ++b) {
+            perQuery += s.countBins[b] / 2;
+            maskPerQuery += s.maskBins[b] / 2;
+            if (b % kNumDistanceBins < 4) {
+                EXPECT_EQ(s.countBins[b], 0.0) << "no selection within the window (distance < 8)";
+            }
+        }
+        const double want = (1 + 2 + 3.0 * 87) / 97.0;
+        EXPECT_NEAR(maskPerQuery, want, 1e-4) << "layer " << l;
+        EXPECT_GE(perQuery, want - 1e-9) << "layer " << l;
+        EXPECT_EQ(s.rowKeys.size(), 2u);
+        EXPECT_GE(s.rowKeys[0].size(), 3u);
+        for (int32_t j : s.rowKeys[0]) EXPECT_LE(j, 96 - 8);
+        // The last query's attention row is zero outside its window and its selections.
+        const auto& row = r.layers[static_cast<size_t>(l)].rows;
+        for (int64_t j = 0; j <= 96 - 8; ++j) {
+            const bool selected = std::find(s.rowKeys[0].begin(), s.rowKeys[0].end(), j) != s.rowKeys[0].end();
+            if (selected) {
+                EXPECT_GT(row[static_cast<size_t>(j)], 0.0f) << "layer " << l << " key " << j;
+            } else {
+                EXPECT_EQ(row[static_cast<size_t>(j)], 0.0f) << "layer " << l << " key " << j;
+            }
+        }
+    }
 }

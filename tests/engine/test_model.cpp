@@ -41,7 +41,7 @@ at::Tensor logitsOf(const Model& m, const std::vector<int32_t>& tokens, const st
     at::InferenceMode guard;
     auto p = parsePattern(pattern, static_cast<int>(m.config().numLayers));
     auto x = runLayers(m.impl(), embedTokens(m.impl(), tokens), 0, static_cast<int>(m.config().numLayers),
-                       patternAttention(p));
+                       patternAttention(p, m.impl()));
     return logits(m.impl(), x);
 }
 

@@ -167,3 +167,62 @@ TEST(SparseKAttention, BadInputsThrow) {
     h.u[0] = std::nanf("");
     EXPECT_THROW(sparsek_attention_cpu(h.q, h.k, h.v, h.u, h.T, h.D, {1.0, 2}), std::invalid_argument);
 }
+
+// The streaming selection (active set, τ non-decreasing) against SPARSEK solved on every prefix by
+// the reference: same keys, same mask values, same τ, on fresh random scores, with ties, −inf
+// scores, fractional k, k = 0 and k above the candidates.
+TEST(SparseKSelection, StreamingEqualsSparsekOnEveryPrefix) {
+    std::mt19937 seeds(std::random_device{}());
+    const double inf = std::numeric_limits<double>::infinity();
+    for (int64_t T : {1, 2, 9, 64, 301})
+        for (int64_t w : {1, 3, 17})
+            for (double topK : {0.0, 1.0, 2.5, 7.0, 40.0, inf})
+                for (int variant = 0; variant < 3; ++variant) {
+                    const uint32_t seed = seeds();
+                    Head h = randomHead(T, 4, seed);
+                    std::mt19937 rng(seed + 1);
+                    // 0: spread normal scores; 1: a few values only (ties); 2: some −inf, scaled up (0/1 masks).
+                    for (float& x : h.u) {
+                        if (variant == 1) x = static_cast<float>(rng() % 4) * 0.5f;
+                        if (variant == 2) x = rng() % 5 == 0 ? -std::numeric_limits<float>::infinity() : 4.0f * x;
+                    }
+                    SparseKAttentionParams p;
+                    p.topK = topK;
+                    p.window = w;
+                    const SparseKAttentionResult ref = sparsek_attention_cpu(h.q, h.k, h.v, h.u, T, h.D, p);
+                    const SparseKSelection s = sparsek_select_cpu(h.u.data(), T, topK, w);
+                    const std::string where = "T " + std::to_string(T) + " w " + std::to_string(w) + " k " +
+                                              std::to_string(topK) + " variant " + std::to_string(variant) + " seed " +
+                                              std::to_string(seed);
+                    ASSERT_EQ(s.offsets.size(), ref.selectedOffsets.size()) << where;
+                    for (int64_t i = 0; i < T; ++i) {
+                        const auto a = static_cast<size_t>(i);
+                        // Entries within rounding of τ may fall on either side: compare the masks as
+                        // dense rows, which agree to rounding either way.
+                        std::vector<double> got(static_cast<size_t>(T), 0.0), want(static_cast<size_t>(T), 0.0);
+                        for (int64_t n = s.offsets[a]; n < s.offsets[a + 1]; ++n)
+                            got[static_cast<size_t>(s.keys[static_cast<size_t>(n)])] = s.mask[static_cast<size_t>(n)];
+                        for (int64_t n = ref.selectedOffsets[a]; n < ref.selectedOffsets[a + 1]; ++n)
+                            want[static_cast<size_t>(ref.selectedKeys[static_cast<size_t>(n)])] = ref.selectedMask[static_cast<size_t>(n)];
+                        for (int64_t j = 0; j < T; ++j)
+                            ASSERT_NEAR(got[static_cast<size_t>(j)], want[static_cast<size_t>(j)], 1e-5) << where << " query " << i << " key " << j;
+                        for (int64_t n = s.offsets[a]; n + 1 < s.offsets[a + 1]; ++n)
+                            ASSERT_LT(s.keys[static_cast<size_t>(n)], s.keys[static_cast<size_t>(n) + 1]) << where << ": keys ascending";
+                        for (int64_t n = s.offsets[a]; n < s.offsets[a + 1]; ++n)
+                            ASSERT_LE(s.keys[static_cast<size_t>(n)], i - w) << where << ": only keys before the window";
+                        if (std::isinf(ref.tau[a]) || topK == 0) EXPECT_EQ(s.tau[a], ref.tau[a]) << where << " query " << i;
+                        else EXPECT_NEAR(s.tau[a], ref.tau[a], 1e-9 * (1 + std::abs(ref.tau[a]))) << where << " query " << i;
+                    }
+                }
+}
+
+TEST(SparseKSelection, BadInputsThrow) {
+    std::vector<float> u{0.f, 1.f, std::numeric_limits<float>::quiet_NaN(), 2.f};
+    EXPECT_THROW(sparsek_select_cpu(u.data(), 4, 1.0, 1), std::invalid_argument);  // NaN score
+    u[2] = std::numeric_limits<float>::infinity();
+    EXPECT_THROW(sparsek_select_cpu(u.data(), 4, 1.0, 1), std::invalid_argument);  // +inf score
+    u[2] = 0.f;
+    EXPECT_THROW(sparsek_select_cpu(u.data(), 4, -1.0, 1), std::invalid_argument);
+    EXPECT_THROW(sparsek_select_cpu(u.data(), 4, 1.0, 0), std::invalid_argument);
+    EXPECT_NO_THROW(sparsek_select_cpu(u.data(), 4, 1.0, 1));
+}

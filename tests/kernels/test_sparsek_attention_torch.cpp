@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/attention_cpu.h"
 #include "kernels/sparsek_attention_cpu.h"
 #include "kernels/sparsek_attention_torch.h"
 
@@ -99,4 +100,113 @@ TEST(SparseKAttentionTorch, GradientsMatchFiniteDifferences) {
         }
         EXPECT_GT(ug.grad().abs().sum().item<double>(), 0.0) << where << ": the scores must receive a gradient";
     }
+}
+
+// The blocked SparseK attention of the analysis (any device) against the reference: output, lse,
+// and every statistic recomputed from the reference's dense attention weights; the selections'
+// summary against a count over the reference's CSR lists. Small query blocks (blockElements) so
+// a document spans many blocks.
+TEST(SparseKAttentionBlocked, OutputStatisticsAndSelectionsMatchTheReference) {
+    std::mt19937 seeds(std::random_device{}());
+    std::vector<at::Device> devices{at::kCPU};
+    if (at::hasCUDA()) devices.emplace_back(at::kCUDA);
+    for (const at::Device& device : devices)
+        for (int64_t T : {3, 40, 133})
+            for (int64_t w : {1, 8})
+                for (double topK : {0.0, 2.0, 3.5}) {
+                    const uint64_t seed = seeds();
+                    auto gen = at::detail::createCPUGenerator(seed);
+                    const int64_t H = 3, D = 8, NB = kNumDistanceBins;
+                    auto q = at::randn({1, H, T, D}, gen), k = at::randn({1, H, T, D}, gen), v = at::randn({1, H, T, D}, gen);
+                    auto u = at::randn({1, H, T}, gen) * 1.5;
+                    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+                    AttentionStatsOptions o;
+                    o.beyondSpan = w + 2;
+                    o.sinkTokens = 2;
+                    o.poolSize = 7;
+                    o.queryRows = {0, T - 1, T / 2};
+                    o.blockElements = 600;
+                    SparseKSelectionStats sel;
+                    auto [out, lse, st] = sparsek_attention_stats_aten(q.to(device), k.to(device), v.to(device), u.to(device),
+                                                                        topK, w, scale, o, sel);
+                    const std::string where = std::string(device.is_cuda() ? "cuda" : "cpu") + " T " + std::to_string(T) +
+                                              " w " + std::to_string(w) + " k " + std::to_string(topK) + " seed " +
+                                              std::to_string(seed);
+                    const double tol = device.is_cuda() ? 2e-3 : 1e-4;
+                    auto [out2, lse2] = sparsek_attention_aten(q, k, v, u, topK, w, scale);
+                    EXPECT_LT((out2 - out.cpu()).abs().max().item<double>(), tol) << where << ": with and without statistics";
+                    const int64_t Pq = std::min<int64_t>(7, T);
+                    ASSERT_EQ(sel.poolRows, Pq) << where;
+                    std::vector<double> cnt(static_cast<size_t>(H * NB), 0.0), picks(static_cast<size_t>(T), 0.0);
+                    std::vector<double> selPool(static_cast<size_t>(H * Pq * Pq), 0.0);
+                    std::vector<double> rowsInBin(static_cast<size_t>(Pq), 0.0);
+                    for (int64_t i = 0; i < T; ++i) rowsInBin[static_cast<size_t>(i * Pq / T)] += 1;
+                    int64_t pairs = 0;
+                    for (int64_t h = 0; h < H; ++h) {
+                        SparseKAttentionParams p;
+                        p.topK = topK;
+                        p.window = w;
+                        p.scale = scale;
+                        p.probabilities = true;
+                        auto ref = sparsek_attention_cpu(toVector(q[0][h]), toVector(k[0][h]), toVector(v[0][h]),
+                                                         toVector(u[0][h]), T, D, p);
+                        EXPECT_LT((out.cpu()[0][h] - at::from_blob(ref.out.data(), {T, D}, at::kFloat)).abs().max().item<double>(), tol) << where;
+                        EXPECT_LT((lse.cpu()[0][h] - at::from_blob(ref.lse.data(), {T}, at::kFloat)).abs().max().item<double>(), tol) << where;
+                        std::vector<double> bins(static_cast<size_t>(NB), 0.0), pooled(static_cast<size_t>(Pq * Pq), 0.0);
+                        double ent = 0, dist = 0, beyond = 0, sink = 0;
+                        for (int64_t i = 0; i < T; ++i)
+                            for (int64_t j = 0; j <= i; ++j) {
+                                const double a = ref.probs[static_cast<size_t>(i * T + j)];
+                                if (a <= 0) continue;
+                                bins[static_cast<size_t>(distanceBin(i - j))] += a;
+                                ent -= a * std::log(a);
+                                dist += a * static_cast<double>(i - j);
+                                if (i - j >= o.beyondSpan) beyond += a;
+                                if (j < o.sinkTokens) sink += a;
+                                pooled[static_cast<size_t>((i * Pq / T) * Pq + j * Pq / T)] += a / rowsInBin[static_cast<size_t>(i * Pq / T)];
+                            }
+                        auto bm = st.binMass.cpu();
+                        for (int64_t b = 0; b < NB; ++b) EXPECT_NEAR(bm[h][b].item<double>(), bins[static_cast<size_t>(b)], tol * T) << where << " bin " << b;
+                        EXPECT_NEAR(st.entropy.cpu()[h].item<double>(), ent, tol * T) << where;
+                        EXPECT_NEAR(st.distance.cpu()[h].item<double>(), dist, tol * T * T) << where;
+                        EXPECT_NEAR(st.beyondMass.cpu()[h].item<double>(), beyond, tol * T) << where;
+                        EXPECT_NEAR(st.sinkMass.cpu()[h].item<double>(), sink, tol * T) << where;
+                        auto pm = st.pooled.cpu();
+                        for (int64_t a = 0; a < Pq; ++a)
+                            for (int64_t b = 0; b < Pq; ++b)
+                                EXPECT_NEAR(pm[h][a][b].item<double>(), pooled[static_cast<size_t>(a * Pq + b)], tol) << where << " cell " << a << "," << b;
+                        auto rows = st.rows.cpu();
+                        for (size_t r = 0; r < o.queryRows.size(); ++r)
+                            for (int64_t j = 0; j < T; ++j)
+                                EXPECT_NEAR(rows[static_cast<int64_t>(r)][h][j].item<double>(),
+                                            ref.probs[static_cast<size_t>(o.queryRows[r] * T + j)], tol) << where << " row " << r;
+                        for (int64_t i = 0; i < T; ++i)
+                            for (int64_t n = ref.selectedOffsets[static_cast<size_t>(i)]; n < ref.selectedOffsets[static_cast<size_t>(i) + 1]; ++n) {
+                                const int64_t j = ref.selectedKeys[static_cast<size_t>(n)];
+                                cnt[static_cast<size_t>(h * NB + distanceBin(i - j))] += 1;
+                                picks[static_cast<size_t>(j)] += 1.0 / H;
+                                selPool[static_cast<size_t>((h * Pq + i * Pq / T) * Pq + j * Pq / T)] += 1.0 / rowsInBin[static_cast<size_t>(i * Pq / T)];
+                                ++pairs;
+                            }
+                        for (size_t r = 0; r < o.queryRows.size(); ++r) {
+                            const auto i = static_cast<size_t>(o.queryRows[r]);
+                            const auto& keys = sel.rowKeys[r * H + static_cast<size_t>(h)];
+                            ASSERT_EQ(static_cast<int64_t>(keys.size()), ref.selectedOffsets[i + 1] - ref.selectedOffsets[i]) << where;
+                            for (size_t n = 0; n < keys.size(); ++n)
+                                EXPECT_EQ(keys[n], ref.selectedKeys[static_cast<size_t>(ref.selectedOffsets[i]) + n]) << where;
+                        }
+                    }
+                    EXPECT_EQ(sel.selectedPairs, pairs) << where;
+                    for (size_t b = 0; b < cnt.size(); ++b) EXPECT_EQ(sel.countBins[b], cnt[b]) << where << " count bin " << b;
+                    for (int64_t j = 0; j < T; ++j) EXPECT_NEAR(sel.keyPicks[static_cast<size_t>(j)], picks[static_cast<size_t>(j)], 1e-4) << where;
+                    for (size_t c = 0; c < selPool.size(); ++c) EXPECT_NEAR(sel.pooled[c], selPool[c], 1e-4) << where << " selection cell " << c;
+                }
+}
+
+TEST(SparseKAttentionBlocked, BadShapesAreClearErrors) {
+    auto q = at::randn({1, 2, 10, 4});
+    EXPECT_THROW(sparsek_attention_aten(q, q, q, at::randn({1, 2, 9}), 2.0, 3, 0.5), c10::Error);   // u too short
+    EXPECT_THROW(sparsek_attention_aten(q, q, q, at::randn({1, 2, 10}), 2.0, 0, 0.5), c10::Error);  // w = 0
+    auto q2 = at::randn({2, 2, 10, 4});
+    EXPECT_THROW(sparsek_attention_aten(q2, q2, q2, at::randn({2, 2, 10}), 2.0, 3, 0.5), c10::Error);  // B = 2
 }
