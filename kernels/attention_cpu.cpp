@@ -203,7 +203,7 @@ void summarizeSelections(const std::vector<SparseKSelection>& sel, int64_t T, co
                 const size_t b = static_cast<size_t>(h * kNumDistanceBins + distanceBin(i - j));
                 r.countBins[b] += 1;
                 r.maskBins[b] += m;
-                r.keyPicks[static_cast<size_t>(j)] += 1.0f / static_cast<float>(H);
+                r.keyPicks[static_cast<size_t>(j)] += 1.0f;  // a count (exact in float); head mean below
                 ++r.selectedPairs;
                 if (m < 1) ++r.fractionalPairs;
                 if (inRows && j >= mapK0 && j < mapK1)
@@ -221,6 +221,7 @@ void summarizeSelections(const std::vector<SparseKSelection>& sel, int64_t T, co
             }
         }
     }
+    for (float& x : r.keyPicks) x /= static_cast<float>(H);
 }
 
 std::tuple<at::Tensor, at::Tensor> sparsekBlockedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

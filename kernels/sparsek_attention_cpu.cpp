@@ -96,7 +96,10 @@ SparseKAttentionResult sparsek_attention_cpu(const std::vector<float>& q, const 
     return r;
 }
 
-SparseKSelection sparsek_select_cpu(const float* u, int64_t T, double topK, int64_t window) {
+namespace {
+
+template <typename Score>
+SparseKSelection selectStreaming(const Score* u, int64_t T, double topK, int64_t window) {
     if (T < 0) throw std::invalid_argument("sparsek selection: negative length " + std::to_string(T));
     if (window < 1) throw std::invalid_argument("sparsek selection: window must be >= 1, got " + std::to_string(window));
     if (std::isnan(topK) || topK < 0)
@@ -157,6 +160,16 @@ SparseKSelection sparsek_select_cpu(const float* u, int64_t T, double topK, int6
         s.offsets[static_cast<size_t>(i) + 1] = static_cast<int64_t>(s.keys.size());
     }
     return s;
+}
+
+}  // namespace
+
+SparseKSelection sparsek_select_cpu(const float* u, int64_t T, double topK, int64_t window) {
+    return selectStreaming(u, T, topK, window);
+}
+
+SparseKSelection sparsek_select_cpu(const double* u, int64_t T, double topK, int64_t window) {
+    return selectStreaming(u, T, topK, window);
 }
 
 int64_t sparsek_attended_pairs(int64_t T, int64_t topK, int64_t window) {

@@ -74,6 +74,7 @@ struct SparseKSelection {
 
 // u: (T) key scores (−inf: never selected). Throws std::invalid_argument like sparsek_attention_cpu.
 SparseKSelection sparsek_select_cpu(const float* u, int64_t T, double topK, int64_t window);
+SparseKSelection sparsek_select_cpu(const double* u, int64_t T, double topK, int64_t window);
 
 // What SparseK selected in one layer, per head: sums over the queries (the analysis divides the
 // bins by T). Distance bins as kernels/attention_cpu.h (bin 0: distance 0, b ≥ 1: [2^(b−1), 2^b)).

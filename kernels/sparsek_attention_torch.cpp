@@ -1,9 +1,14 @@
 #include "kernels/sparsek_attention_torch.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
+
 #include <limits>
+
+#include "kernels/sparsek_attention_cpu.h"
 
 namespace spanscope {
 
@@ -16,29 +21,25 @@ at::Tensor sparsek_mask_torch(const at::Tensor& u, double topK, int64_t window) 
     auto i = at::arange(T, lo).unsqueeze(1), j = at::arange(T, lo).unsqueeze(0);
     auto inWindow = j.le(i).logical_and((i - j).lt(window));                    // (T, T)
     auto candidate = j.le(i - window);                                          // keys before the window
-    const double inf = std::numeric_limits<double>::infinity();
     // Row targets k_i = min(k, |C_i|), |C_i| = max(0, i − w + 1).
     auto count = at::clamp_min(at::arange(T, lo) - window + 1, 0).to(at::kDouble);
     auto target = at::clamp_max(count, topK);                                   // (T)
 
-    // τ by bisection, in double, without gradient.
+    // τ of every row, exactly and without gradient, from the streaming selection on the host
+    // (sparsek_select_cpu: O(T · |A| log |A|) per (b, h), instead of bisecting on (B, H, T, T)).
     at::Tensor tau0;
     {
         c10::NoGradGuard noGrad;
-        auto z = u.detach().to(at::kDouble).unsqueeze(2).expand({u.size(0), u.size(1), T, T});
-        z = z.masked_fill(candidate.logical_not(), -inf);                      // (B, H, T, T)
-        auto finite = z.isfinite();
-        auto zmax = z.masked_fill(finite.logical_not(), -1e300).amax(-1);
-        auto zmin = z.masked_fill(finite.logical_not(), 1e300).amin(-1);
-        auto lower = at::minimum(zmin, zmax) - 1.0, upper = zmax;              // sum(lower) >= k_i, sum(upper) = 0
-        for (int it = 0; it < 80; ++it) {
-            auto mid = (lower + upper) * 0.5;
-            auto s = at::clamp(z - mid.unsqueeze(-1), 0.0, 1.0).sum(-1);
-            auto above = s.gt(target);                                          // τ must rise
-            lower = at::where(above, mid, lower);
-            upper = at::where(above, upper, mid);
-        }
-        tau0 = upper;
+        const int64_t B = u.size(0), H = u.size(1);
+        auto uh = u.detach().to(at::kCPU, at::kDouble).contiguous();
+        auto tauh = at::empty({B, H, T}, at::kDouble);
+        at::parallel_for(0, B * H, 1, [&](int64_t r0, int64_t r1) {
+            for (int64_t r = r0; r < r1; ++r) {
+                const SparseKSelection sel = sparsek_select_cpu(uh.data_ptr<double>() + r * T, T, topK, window);
+                std::copy(sel.tau.begin(), sel.tau.end(), tauh.data_ptr<double>() + r * T);
+            }
+        });
+        tau0 = tauh.to(u.device());
     }
     // τ on the free set, differentiable in u.
     auto z = u.to(at::kDouble).unsqueeze(2).expand({u.size(0), u.size(1), T, T});

@@ -3,7 +3,8 @@
 // window {i−w+1..i} with mask 1 and gates the keys before it, 0..i−w, with the soft mask
 // m_i = SPARSEK(u_0..u_{i−w}, k); a_ij = m_ij·exp(s_ij) / Σ_l m_il·exp(s_il).
 //
-// SPARSEK per row: τ is found by bisection without gradient, then re-expressed on the free set
+// SPARSEK per row: τ comes from the exact streaming selection (sparsek_select_cpu, on the host)
+// without gradient, then is re-expressed on the free set
 // F = {0 < p < 1} and the saturated set U = {p = 1} as τ = (Σ_F z − (k_i − |U|)) / |F|, so that
 // autograd through p = clip(z − τ, 0, 1) yields the operator's gradient g_z = g_p − mean_F(g_p) on
 // F and 0 elsewhere (k_i = min(k, i−w+1)).
