@@ -121,6 +121,18 @@ int runAnalyze(const AnalyzeArgs& a) {
                     la.headMean.beyondMass, la.headMean.meanDistance, la.headMean.entropy, la.headMean.sinkMass,
                     la.seconds);
     }
+    for (size_t l = 0; l < r.layers.size(); ++l) {
+        const SelectionSummary s = summarizeSelections(r.layers[l]);
+        if (!s.present) continue;
+        if (l == 0 || !summarizeSelections(r.layers[l - 1]).present) std::printf("\nSparseK selections (per query and head, beyond the local window)\n");
+        const int64_t b = s.medianBin;
+        std::printf("%5zu  %s: %.1f keys selected (mask sum %.1f, %.1f%% fractional), median distance in [%lld, %lld), "
+                    "most picked positions:", l, r.layers[l].spec.text().c_str(), s.selectedPerQuery, s.maskPerQuery,
+                    100.0 * s.fractionalShare, static_cast<long long>(b == 0 ? 0 : int64_t{1} << (b - 1)),
+                    static_cast<long long>(int64_t{1} << b));
+        for (int64_t pos : s.mostPicked) std::printf(" %lld", static_cast<long long>(pos));
+        std::printf("\n");
+    }
     std::printf("\nloss      %.4f nats/token   perplexity %.2f   (beyond position 2048: %.4f)\n", r.meanLoss,
                 r.perplexity, meanLossFrom(r.tokenLoss, 2048));
     std::printf("cost      C = %.4f (%.1f%% of all-full attention)   attention %s FLOP   KV cache %s (all-full %s)\n",

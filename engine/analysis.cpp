@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -246,6 +247,39 @@ AnalysisResult analyze(const Model& model, const std::vector<int32_t>& tokens, c
     fillLoss(toVector(nextTokenLoss(m, x, tokens)), r.meanLoss, r.perplexity, r.tokenLoss);
     r.seconds = secondsSince(t0);
     return r;
+}
+
+SelectionSummary summarizeSelections(const LayerAnalysis& la, int mostPicked) {
+    SelectionSummary s;
+    const SparseKSelectionStats& sel = la.selections;
+    if (sel.countBins.empty()) return s;
+    s.present = true;
+    const size_t H = sel.countBins.size() / static_cast<size_t>(kNumDistanceBins);
+    s.countBins.assign(static_cast<size_t>(kNumDistanceBins), 0.0);
+    for (size_t h = 0; h < H; ++h)
+        for (size_t b = 0; b < static_cast<size_t>(kNumDistanceBins); ++b) {
+            const double c = sel.countBins[h * static_cast<size_t>(kNumDistanceBins) + b] / static_cast<double>(H);
+            s.countBins[b] += c;
+            s.selectedPerQuery += c;
+            s.maskPerQuery += sel.maskBins[h * static_cast<size_t>(kNumDistanceBins) + b] / static_cast<double>(H);
+        }
+    s.fractionalShare = sel.selectedPairs ? static_cast<double>(sel.fractionalPairs) / static_cast<double>(sel.selectedPairs) : 0.0;
+    double seen = 0;
+    for (size_t b = 0; b < s.countBins.size(); ++b) {
+        seen += s.countBins[b];
+        if (seen >= 0.5 * s.selectedPerQuery) {
+            s.medianBin = static_cast<int64_t>(b);
+            break;
+        }
+    }
+    std::vector<int64_t> order(sel.keyPicks.size());
+    for (size_t j = 0; j < order.size(); ++j) order[j] = static_cast<int64_t>(j);
+    const size_t n = std::min(order.size(), static_cast<size_t>(std::max(mostPicked, 0)));
+    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n), order.end(), [&](int64_t a, int64_t b) {
+        return sel.keyPicks[static_cast<size_t>(a)] > sel.keyPicks[static_cast<size_t>(b)];
+    });
+    for (size_t i = 0; i < n && sel.keyPicks[static_cast<size_t>(order[i])] > 0; ++i) s.mostPicked.push_back(order[i]);
+    return s;
 }
 
 std::vector<SweepPoint> sweepBoundary(const Model& model, const std::vector<int32_t>& tokens, const LayerSpec& sparse,

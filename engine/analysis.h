@@ -75,6 +75,18 @@ struct AnalysisResult {
     double seconds = 0;
 };
 
+// A SparseK layer's selections in a few numbers (for the CLI, the JSON and the views).
+struct SelectionSummary {
+    bool present = false;                // false for layers that are not sparsek
+    double selectedPerQuery = 0;         // mean keys with m > 0 per query and head
+    double maskPerQuery = 0;             // mean Σ m per query and head (≤ k)
+    double fractionalShare = 0;          // share of selected pairs with 0 < m < 1
+    std::vector<double> countBins;       // (NB) head mean of selected keys per distance bin, per query
+    int64_t medianBin = 0;               // distance bin holding the median selected key
+    std::vector<int64_t> mostPicked;     // positions of the most-picked keys, most first
+};
+SelectionSummary summarizeSelections(const LayerAnalysis& layer, int mostPicked = 5);
+
 AnalysisResult analyze(const Model& model, const std::vector<int32_t>& tokens, const AnalysisOptions& options);
 
 // What one analysis leaves for the next on the same model and document: the hidden state after

@@ -75,6 +75,29 @@ nlohmann::json analysisToJson(const AnalysisResult& r, const ModelConfig& config
                 j["pooled"] = la.pooled;
             }
         }
+        if (const SelectionSummary sum = summarizeSelections(la); sum.present) {
+            const SparseKSelectionStats& sel = la.selections;
+            nlohmann::json rows = nlohmann::json::array();
+            const size_t H = sel.countBins.size() / static_cast<size_t>(kNumDistanceBins);
+            for (size_t q = 0; q * H < sel.rowKeys.size(); ++q) {
+                nlohmann::json heads = nlohmann::json::array();
+                for (size_t h = 0; h < H; ++h)
+                    heads.push_back({{"keys", sel.rowKeys[q * H + h]}, {"mask", sel.rowMask[q * H + h]}});
+                rows.push_back(heads);
+            }
+            nlohmann::json js = {{"top_k", la.spec.topK}, {"window", la.spec.span},
+                                 {"selected_per_query", sum.selectedPerQuery}, {"mask_per_query", sum.maskPerQuery},
+                                 {"fractional_share", sum.fractionalShare}, {"count_bins", sum.countBins},
+                                 {"heads_count_bins", sel.countBins}, {"heads_mask_bins", sel.maskBins},
+                                 {"selected_pairs", sel.selectedPairs}, {"key_picks", sel.keyPicks},
+                                 {"most_picked", sum.mostPicked}, {"rows", rows}};
+            if (s.includeMaps) {
+                js["pool_rows"] = sel.poolRows;
+                js["pool_cols"] = sel.poolCols;
+                js["pooled"] = sel.pooled;
+            }
+            j["selections"] = js;
+        }
         layers.push_back(j);
     }
     return {{"schema_version", kJsonSchemaVersion},

@@ -21,15 +21,6 @@
 
 namespace spanscope {
 
-constexpr int64_t kNumDistanceBins = 24;  // covers distances below 2^23
-
-// Bin of a query–key distance d >= 0: 0 for d = 0, floor(log2 d) + 1 otherwise.
-inline int64_t distanceBin(int64_t d) {
-    int64_t b = 0;
-    while (d > 0) { d >>= 1; ++b; }
-    return b;
-}
-
 struct AttentionStatsOptions {
     int64_t beyondSpan = 0;            // "mass beyond span": mass at distance >= beyondSpan (0: skip)
     int64_t sinkTokens = 4;            // "sink mass": mass on keys 0..sinkTokens-1

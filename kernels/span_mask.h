@@ -18,6 +18,16 @@
 
 namespace spanscope {
 
+// Attention-distance bins of the statistics: bin 0 is distance 0, bin b >= 1 is [2^(b-1), 2^b).
+constexpr int64_t kNumDistanceBins = 24;  // covers distances below 2^23
+
+// Bin of a query–key distance d >= 0: 0 for d = 0, floor(log2 d) + 1 otherwise.
+SPANSCOPE_HD inline int64_t distanceBin(int64_t d) {
+    int64_t b = 0;
+    while (d > 0) { d >>= 1; ++b; }
+    return b;
+}
+
 enum class MaskKind : int32_t { Full = 0, Window = 1, Block = 2 };
 
 struct SpanMask {

@@ -25,6 +25,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/span_mask.h"
+
 namespace spanscope {
 
 struct SparseKAttentionParams {
@@ -79,8 +81,8 @@ SparseKSelection sparsek_select_cpu(const double* u, int64_t T, double topK, int
 // What SparseK selected in one layer, per head: sums over the queries (the analysis divides the
 // bins by T). Distance bins as kernels/attention_cpu.h (bin 0: distance 0, b ≥ 1: [2^(b−1), 2^b)).
 struct SparseKSelectionStats {
-    std::vector<double> countBins;   // (H, 24): selected keys per query-key distance bin
-    std::vector<double> maskBins;    // (H, 24): Σ m per distance bin
+    std::vector<double> countBins;   // (H, kNumDistanceBins): selected keys per query-key distance bin
+    std::vector<double> maskBins;    // (H, kNumDistanceBins): Σ m per distance bin
     std::vector<float> keyPicks;     // (T): head-mean number of queries that selected each key
     int64_t poolRows = 0, poolCols = 0;
     std::vector<float> pooled;       // (H, Pq, Pk): mean number of selected keys per query of the

@@ -28,6 +28,7 @@ DATA=${DATA_DIR:-$ROOT/data}
 LOGS=$RUNS/logs
 mkdir -p "$OUT" "$RUNS" "$LOGS"
 cd "$ROOT"
+source scripts/device_lib.sh
 # Model: 12 layers, hidden 256, 4 heads of 64, SwiGLU 768, vocabulary 8192 (12.3M parameters).
 # DEVICE, SHAPE_ARGS and the contexts exist for a dry run on the CPU (see the end of this file).
 DEVICE=${DEVICE:-cuda}
@@ -53,19 +54,6 @@ left() { echo $((CALL_END - $(date +%s))); }
 # call and redone by the next (ninja carries on where it stopped).
 finish_call() { cp "$LOGS"/*.log "$OUT/" 2>/dev/null; log "call ends: run the same command again to continue"; exit 0; }
 
-# Steady tok/s of a fresh probe's train log: the progress line's rate is the mean since the first
-# step (which pays for start-up), so the rate is taken between the middle and the last line.
-toks_per_s() {
-  python3 - "$1" <<'PY'
-import re, sys
-pts = [(int(a), float(b)) for a, b in re.findall(r"step (\d+)/\d+ .* (\d+) tok/s", open(sys.argv[1]).read())]
-if len(pts) >= 3:
-    (s1, r1), (s2, r2) = [p for p in pts if p[0] >= pts[-1][0] // 2][0], pts[-1]
-    t1, t2 = s1 / r1, s2 / r2  # seconds per token-of-one-step units: t(S) = S * n / r(S)
-    if s2 > s1 and t2 > t1:
-        print(int((s2 - s1) / (t2 - t1)))
-PY
-}
 # probe LOG STEPS ARGS...: a few steps of a throwaway run (runs/probe); prints the steady tok/s.
 probe() {
   local log=$1 steps=$2; shift 2
@@ -99,14 +87,7 @@ train_until() {
 PACK=${PACK_DIR:-$ROOT/.devtrain}
 if [ ! -f "$DATA/train.tokens" ] && [ -f "$PACK/data/train.tokens.xz" ]; then
   DATA=$RUNS/data
-  if [ ! -f "$DATA/train.tokens" ]; then
-    mkdir -p "$DATA"; cp -r "$PACK/data/"* "$DATA/"
-    python3 -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2] + '.part','wb'))" \
-      "$PACK/data/train.tokens.xz" "$DATA/train.tokens"
-    [ "$(sha256sum "$DATA/train.tokens.part" | cut -d' ' -f1)" = "$(cat "$PACK/data/train.tokens.sha256")" ] ||
-      { log "train.tokens.xz does not unpack to the packed data"; exit 1; }
-    mv "$DATA/train.tokens.part" "$DATA/train.tokens"; rm -f "$DATA/train.tokens.xz"
-  fi
+  unpack_train_tokens "$PACK" "$DATA" || { log "train.tokens.xz does not unpack to the packed data"; exit 1; }
 fi
 TORCH_LIB=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null)
 export LD_LIBRARY_PATH=${TORCH_LIB:+$TORCH_LIB:$TORCH_LIB/../../nvidia/cu13/lib:}/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
