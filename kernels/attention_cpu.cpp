@@ -215,9 +215,13 @@ void summarizeSelections(const std::vector<SparseKSelection>& sel, int64_t T, co
             const int64_t i = o.queryRows[q];
             auto& keys = r.rowKeys[q * static_cast<size_t>(H) + static_cast<size_t>(h)];
             auto& mask = r.rowMask[q * static_cast<size_t>(H) + static_cast<size_t>(h)];
-            for (int64_t n = s.offsets[static_cast<size_t>(i)]; n < s.offsets[static_cast<size_t>(i) + 1]; ++n) {
-                keys.push_back(s.keys[static_cast<size_t>(n)]);
-                mask.push_back(s.mask[static_cast<size_t>(n)]);
+            std::vector<std::pair<int32_t, float>> row;  // by key, for display
+            for (int64_t n = s.offsets[static_cast<size_t>(i)]; n < s.offsets[static_cast<size_t>(i) + 1]; ++n)
+                row.emplace_back(s.keys[static_cast<size_t>(n)], s.mask[static_cast<size_t>(n)]);
+            std::sort(row.begin(), row.end());
+            for (const auto& [key, m] : row) {
+                keys.push_back(key);
+                mask.push_back(m);
             }
         }
     }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -99,7 +100,7 @@ SparseKAttentionResult sparsek_attention_cpu(const std::vector<float>& q, const 
 namespace {
 
 template <typename Score>
-SparseKSelection selectStreaming(const Score* u, int64_t T, double topK, int64_t window) {
+SparseKSelection selectStreaming(const Score* u, int64_t T, double topK, int64_t window, bool withKeys) {
     if (T < 0) throw std::invalid_argument("sparsek selection: negative length " + std::to_string(T));
     if (window < 1) throw std::invalid_argument("sparsek selection: window must be >= 1, got " + std::to_string(window));
     if (std::isnan(topK) || topK < 0)
@@ -108,54 +109,45 @@ SparseKSelection selectStreaming(const Score* u, int64_t T, double topK, int64_t
     SparseKSelection s;
     s.offsets.assign(static_cast<size_t>(T) + 1, 0);
     s.tau.assign(static_cast<size_t>(T), -kInf);
-    std::vector<double> z;        // active scores
-    std::vector<int64_t> index;   // their keys
+    // The active set {z > τ}, sorted by descending score (ties: earlier key first), so the walk
+    // starts at the top and dropped entries leave from the back.
+    std::vector<double> z;
+    std::vector<int32_t> index;
     double tau = -kInf, runningMax = -kInf;
-    bool anyCandidate = false;
     int64_t finite = 0;  // finite candidates so far
-    std::vector<std::pair<int64_t, float>> row;
     for (int64_t i = 0; i < T; ++i) {
         const int64_t newKey = i - window;  // C_i = {0..i−w}: key i−w joins at query i
         if (newKey >= 0) {
-            const double x = u[newKey];
+            const double x = static_cast<double>(u[newKey]);
             if (std::isnan(x) || x == kInf)
                 throw std::invalid_argument("sparsek selection: score of key " + std::to_string(newKey) + " is " +
                                             std::to_string(x) + " (NaN and +inf are not scores)");
             if (x != -kInf) {
-                anyCandidate = true;
                 runningMax = std::max(runningMax, x);
                 // τ bounds every later τ only once the budget binds (at least k finite candidates
                 // so far, S(τ) = k); before that τ = min z − 1 says nothing and nothing is dropped.
                 if (static_cast<double>(finite++) < topK || x > tau) {
-                    z.push_back(x);
-                    index.push_back(newKey);
+                    const auto at = std::upper_bound(z.begin(), z.end(), x, std::greater<double>()) - z.begin();
+                    z.insert(z.begin() + at, x);
+                    index.insert(index.begin() + at, static_cast<int32_t>(newKey));
                 }
             }
         }
-        if (!anyCandidate) continue;  // offsets stay 0: nothing was selected before either
-        if (topK == 0) {  // nothing is selected; τ = max z as in sparsek_cpu
-            s.tau[static_cast<size_t>(i)] = runningMax;
-            s.offsets[static_cast<size_t>(i) + 1] = static_cast<int64_t>(s.keys.size());
-            continue;
-        }
-        SparseKResult r = sparsek_cpu(z.data(), static_cast<int64_t>(z.size()), topK);
-        tau = r.tau;
-        s.tau[static_cast<size_t>(i)] = tau;
-        row.clear();
-        size_t kept = 0;
-        for (size_t n = 0; n < z.size(); ++n) {
-            if (r.p[n] <= 0) continue;  // z ≤ τ: never selected again
-            row.emplace_back(index[n], static_cast<float>(r.p[n]));
-            z[kept] = z[n];
-            index[kept] = index[n];
-            ++kept;
-        }
-        z.resize(kept);
-        index.resize(kept);
-        std::sort(row.begin(), row.end());
-        for (const auto& [key, m] : row) {
-            s.keys.push_back(static_cast<int32_t>(key));
-            s.mask.push_back(m);
+        if (finite > 0) {
+            const auto n = static_cast<int64_t>(z.size());
+            if (topK == 0) tau = runningMax;  // nothing is selected; τ = max z as in sparsek_cpu
+            else if (topK >= static_cast<double>(n)) tau = z.back() - 1;
+            else tau = sparsek_threshold_sorted(z.data(), n, topK);
+            s.tau[static_cast<size_t>(i)] = tau;
+            while (!z.empty() && z.back() <= tau) {  // p = 0 now and for every later query
+                z.pop_back();
+                index.pop_back();
+            }
+            if (withKeys && topK > 0)
+                for (size_t n2 = 0; n2 < z.size(); ++n2) {
+                    s.keys.push_back(index[n2]);
+                    s.mask.push_back(static_cast<float>(std::min(1.0, z[n2] - tau)));
+                }
         }
         s.offsets[static_cast<size_t>(i) + 1] = static_cast<int64_t>(s.keys.size());
     }
@@ -164,12 +156,12 @@ SparseKSelection selectStreaming(const Score* u, int64_t T, double topK, int64_t
 
 }  // namespace
 
-SparseKSelection sparsek_select_cpu(const float* u, int64_t T, double topK, int64_t window) {
-    return selectStreaming(u, T, topK, window);
+SparseKSelection sparsek_select_cpu(const float* u, int64_t T, double topK, int64_t window, bool withKeys) {
+    return selectStreaming(u, T, topK, window, withKeys);
 }
 
-SparseKSelection sparsek_select_cpu(const double* u, int64_t T, double topK, int64_t window) {
-    return selectStreaming(u, T, topK, window);
+SparseKSelection sparsek_select_cpu(const double* u, int64_t T, double topK, int64_t window, bool withKeys) {
+    return selectStreaming(u, T, topK, window, withKeys);
 }
 
 int64_t sparsek_attended_pairs(int64_t T, int64_t topK, int64_t window) {

@@ -63,11 +63,12 @@ SparseKAttentionResult sparsek_attention_cpu(const std::vector<float>& q, const 
 // on every prefix: queries select among growing prefixes C_i = {0..i−w}, and τ_i never decreases
 // with i (adding a candidate can only raise S(τ) = Σ clip(z − τ, 0, 1)). A candidate with
 // z ≤ τ_i has p = 0 for query i and for every later query, so it is dropped for good; the solver
-// keeps only the active set {z > τ} (at most k entries plus the fractional tail) and runs
-// SPARSEK on it per query. O(T · |A| log |A|) with |A| the active set's size.
+// keeps only the active set {z > τ} (at most k entries plus the fractional tail), sorted, and walks
+// SPARSEK's breakpoints on it per query. O(T · |A|) with |A| the active set's size (all
+// candidates when the scores are nearly equal: an untrained scorer).
 struct SparseKSelection {
     std::vector<int64_t> offsets;  // (T + 1) CSR by query
-    std::vector<int32_t> keys;     // (S) ascending within a query
+    std::vector<int32_t> keys;     // (S) by descending score within a query
     std::vector<float> mask;       // (S) m_ij in (0, 1]
     std::vector<double> tau;       // (T) −inf where C_i is empty
 
@@ -75,8 +76,9 @@ struct SparseKSelection {
 };
 
 // u: (T) key scores (−inf: never selected). Throws std::invalid_argument like sparsek_attention_cpu.
-SparseKSelection sparsek_select_cpu(const float* u, int64_t T, double topK, int64_t window);
-SparseKSelection sparsek_select_cpu(const double* u, int64_t T, double topK, int64_t window);
+// withKeys = false: τ only (offsets all 0, keys and mask empty) — what training's mask needs.
+SparseKSelection sparsek_select_cpu(const float* u, int64_t T, double topK, int64_t window, bool withKeys = true);
+SparseKSelection sparsek_select_cpu(const double* u, int64_t T, double topK, int64_t window, bool withKeys = true);
 
 // What SparseK selected in one layer, per head: sums over the queries (the analysis divides the
 // bins by T). Distance bins as kernels/attention_cpu.h (bin 0: distance 0, b ≥ 1: [2^(b−1), 2^b)).
@@ -87,7 +89,7 @@ struct SparseKSelectionStats {
     int64_t poolRows = 0, poolCols = 0;
     std::vector<float> pooled;       // (H, Pq, Pk): mean number of selected keys per query of the
                                      //   cell's query bin (same bins and region as the pooled map)
-    std::vector<std::vector<int32_t>> rowKeys;  // (R·H): the selected keys of each requested row
+    std::vector<std::vector<int32_t>> rowKeys;  // (R·H): the selected keys of each requested row, ascending
     std::vector<std::vector<float>> rowMask;    // (R·H): their mask values
     int64_t selectedPairs = 0;       // Σ over heads and queries of the selected keys
     int64_t fractionalPairs = 0;     // those with 0 < m < 1

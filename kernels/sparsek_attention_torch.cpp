@@ -35,7 +35,7 @@ at::Tensor sparsek_mask_torch(const at::Tensor& u, double topK, int64_t window) 
         auto tauh = at::empty({B, H, T}, at::kDouble);
         at::parallel_for(0, B * H, 1, [&](int64_t r0, int64_t r1) {
             for (int64_t r = r0; r < r1; ++r) {
-                const SparseKSelection sel = sparsek_select_cpu(uh.data_ptr<double>() + r * T, T, topK, window);
+                const SparseKSelection sel = sparsek_select_cpu(uh.data_ptr<double>() + r * T, T, topK, window, false);
                 std::copy(sel.tau.begin(), sel.tau.end(), tauh.data_ptr<double>() + r * T);
             }
         });

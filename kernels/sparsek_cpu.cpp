@@ -61,11 +61,7 @@ void fillMask(const double* z, int64_t m, SparseKResult& r) {
 // order (at τ = zs[b] − 1, p_b reaches 1). Between two events U = [0, b), F = [b, a) and
 //   S(τ) = b + Σ_{j∈F} zs[j] − |F|·τ,
 // so once S at the next event reaches k, the root is τ = (b + Σ_F zs − k) / |F|.
-SparseKResult sparsek_cpu(const double* z, int64_t m, double k) {
-    SparseKResult r;
-    const std::vector<double> zs = sortedFiniteScores(z, m, k);
-    if (trivialCase(z, m, k, zs, r)) return r;
-    const auto n = static_cast<int64_t>(zs.size());
+double sparsek_threshold_sorted(const double* zs, int64_t n, double k) {
     int64_t a = 0, b = 0;     // entered, saturated
     double sumF = 0;          // Σ zs[b..a), kept incrementally to find the piece
     double current = kInf;    // τ of the last event processed
@@ -77,13 +73,19 @@ SparseKResult sparsek_cpu(const double* z, int64_t m, double k) {
         if (free > 0 && b + sumF - static_cast<double>(free) * next >= k) {
             double exactSum = 0;  // re-summed, so the rounding of the running sum does not stay in τ
             for (int64_t j = b; j < a; ++j) exactSum += zs[j];
-            r.tau = std::clamp((static_cast<double>(b) + exactSum - k) / static_cast<double>(free), next, current);
-            break;
+            return std::clamp((static_cast<double>(b) + exactSum - k) / static_cast<double>(free), next, current);
         }
         if (enter) sumF += zs[a++];
         else sumF -= zs[b++];
         current = next;
     }
+}
+
+SparseKResult sparsek_cpu(const double* z, int64_t m, double k) {
+    SparseKResult r;
+    const std::vector<double> zs = sortedFiniteScores(z, m, k);
+    if (trivialCase(z, m, k, zs, r)) return r;
+    r.tau = sparsek_threshold_sorted(zs.data(), static_cast<int64_t>(zs.size()), k);
     fillMask(z, m, r);
     return r;
 }

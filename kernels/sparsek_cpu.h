@@ -42,6 +42,10 @@ inline SparseKResult sparsek_cpu(const std::vector<double>& z, double k) {
     return sparsek_cpu(z.data(), static_cast<int64_t>(z.size()), k);
 }
 
+// The walk of sparsek_cpu on scores already sorted: zs (n) finite, descending, 0 < k < n. Returns
+// τ; O(entries above τ). For callers that keep their scores sorted (sparsek_select_cpu).
+double sparsek_threshold_sorted(const double* zs, int64_t n, double k);
+
 // Bisection on τ, O(m · iterations): the fallback, and the check of the exact solver. Bisects the
 // predicate S(τ) ≥ k down to adjacent doubles, so it converges to the same (largest) τ.
 SparseKResult sparsek_bisection_cpu(const double* z, int64_t m, double k);

@@ -60,7 +60,7 @@ if [ -z "$tps" ] && [ "$BATCH" -gt 1 ]; then  # the dense reference ran out of m
   tps=$(toks_per_s "$OUT/probe.log")
 fi
 [ -n "$tps" ] || { tail -20 "$OUT/probe.log"; log "probe failed"; exit 1; }
-steps=$(python3 -c "print(max(50, int(0.9 * $TRAIN_SECONDS * $tps / ($BATCH * $CONTEXT))))")
+steps=$(python3 -c "print(max(10, int(0.9 * $TRAIN_SECONDS * $tps / ($BATCH * $CONTEXT))))")
 log "SparseK training: $tps tok/s at context $CONTEXT -> $steps steps per run"
 every=$(( steps / 4 > 25 ? steps / 4 : 25 ))
 for run in "sparsek4 full*4,$SPARSEK*8" "masformer4-ct full*4,window:512*8"; do

@@ -206,8 +206,6 @@ TEST(SparseKSelection, StreamingEqualsSparsekOnEveryPrefix) {
                             want[static_cast<size_t>(ref.selectedKeys[static_cast<size_t>(n)])] = ref.selectedMask[static_cast<size_t>(n)];
                         for (int64_t j = 0; j < T; ++j)
                             ASSERT_NEAR(got[static_cast<size_t>(j)], want[static_cast<size_t>(j)], 1e-5) << where << " query " << i << " key " << j;
-                        for (int64_t n = s.offsets[a]; n + 1 < s.offsets[a + 1]; ++n)
-                            ASSERT_LT(s.keys[static_cast<size_t>(n)], s.keys[static_cast<size_t>(n) + 1]) << where << ": keys ascending";
                         for (int64_t n = s.offsets[a]; n < s.offsets[a + 1]; ++n)
                             ASSERT_LE(s.keys[static_cast<size_t>(n)], i - w) << where << ": only keys before the window";
                         if (std::isinf(ref.tau[a]) || topK == 0) EXPECT_EQ(s.tau[a], ref.tau[a]) << where << " query " << i;
