@@ -55,7 +55,7 @@ void GuiScript::step(GuiApp& app) {
             m_waitStart = std::chrono::steady_clock::now();
             m_framesToWait = 1;  // one frame for the UI to submit what it now wants
         } else if (op == "boundary") ui.boundary = std::stoi(arg);
-        else if (op == "kind") ui.sparseKind = arg == "block" ? AttentionKind::Block : AttentionKind::Window;
+        else if (op == "kind") ui.sparseKind = arg == "block" ? AttentionKind::Block : arg == "sparsek" ? AttentionKind::SparseK : AttentionKind::Window;
         else if (op == "span") ui.sparseSpan = std::stoll(arg);
         else if (op == "layer") ui.layer = std::stoi(arg);
         else if (op == "head") ui.head = std::stoi(arg);
@@ -64,7 +64,8 @@ void GuiScript::step(GuiApp& app) {
             ui.tint = arg == "delta" ? DocumentTint::DeltaLoss
                       : arg == "attention" ? DocumentTint::Attention
                       : arg == "beyond" ? DocumentTint::BeyondSpan
-                                        : DocumentTint::Loss;
+                      : arg == "selections" ? DocumentTint::Selections
+                                            : DocumentTint::Loss;
         } else if (op == "zoom") {
             std::istringstream z(arg);
             z >> ui.mapX0 >> ui.mapX1 >> ui.mapY0 >> ui.mapY1;

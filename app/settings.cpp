@@ -45,7 +45,7 @@ UiState loadUiState(const std::string& path) {
         ui.sparseSpan = std::max<int64_t>(1, j.value("sparse_span", ui.sparseSpan));
         ui.prevBlock = j.value("prev_block", ui.prevBlock);
         ui.head = j.value("head", ui.head);
-        ui.tint = static_cast<DocumentTint>(std::clamp(j.value("tint", 0), 0, 3));
+        ui.tint = static_cast<DocumentTint>(std::clamp(j.value("tint", 0), 0, 4));
         ui.mapLog = j.value("map_log", ui.mapLog);
         ui.mapOverlay = j.value("map_overlay", ui.mapOverlay);
         ui.distanceCumulative = j.value("distance_cumulative", ui.distanceCumulative);

@@ -18,7 +18,7 @@
 
 namespace spanscope {
 
-enum class DocumentTint { Loss, DeltaLoss, Attention, BeyondSpan };
+enum class DocumentTint { Loss, DeltaLoss, Attention, BeyondSpan, Selections };
 
 // What the user has chosen. Plain data: saved between runs (settings.cpp), edited by views.
 struct UiState {

@@ -96,6 +96,7 @@ private:
         dl->AddImage(m_texture.id(), ImVec2(sx(static_cast<float>(a.mapK0)), sy(static_cast<float>(a.mapQ0))),
                      ImVec2(sx(static_cast<float>(a.mapK1)), sy(static_cast<float>(a.mapQ1))));
         if (ui.mapOverlay) drawPattern(dl, la.spec, vk0, vk1, vq0, vq1, sx, sy);
+        if (ui.mapOverlay) drawSelections(dl, a, la, ui, vk0, vk1, vq0, vq1, sx, sy);
         if (ui.queryToken >= 0) {
             const float y = sy(static_cast<float>(ui.queryToken) + 0.5f);
             dl->AddLine(ImVec2(c0.x, y), ImVec2(c1.x, y), IM_COL32(255, 255, 255, 160));
@@ -133,6 +134,45 @@ private:
             }
         }
         (void)vk1;
+    }
+
+    // SparseK layers: the cells of the map where any query selected a key (outlined, cyan), and the
+    // chosen query's own selected keys as ticks on its row (yellow).
+    template <typename Sx, typename Sy>
+    static void drawSelections(ImDrawList* dl, const AnalysisResult& a, const LayerAnalysis& la, const UiState& ui, float vk0,
+                               float vk1, float vq0, float vq1, Sx sx, Sy sy) {
+        const SparseKSelectionStats& sel = la.selections;
+        if (sel.countBins.empty() || sel.poolRows <= 0 || sel.poolCols <= 0) return;
+        const int64_t H = static_cast<int64_t>(sel.countBins.size()) / kNumDistanceBins;
+        const uint32_t col = IM_COL32(80, 230, 255, 200);
+        const double rq = static_cast<double>(a.mapQ1 - a.mapQ0) / static_cast<double>(sel.poolRows);
+        const double rk = static_cast<double>(a.mapK1 - a.mapK0) / static_cast<double>(sel.poolCols);
+        int drawn = 0;
+        for (int64_t r = 0; r < sel.poolRows && drawn < 40000; ++r) {
+            const float q0 = static_cast<float>(a.mapQ0 + r * rq), q1 = static_cast<float>(a.mapQ0 + (r + 1) * rq);
+            if (q1 < vq0 || q0 > vq1) continue;
+            for (int64_t c = 0; c < sel.poolCols; ++c) {
+                float v = 0;
+                for (int64_t h = 0; h < H; ++h)
+                    if (ui.head < 0 || ui.head == h) v += sel.pooled[static_cast<size_t>((h * sel.poolRows + r) * sel.poolCols + c)];
+                if (v <= 0) continue;
+                const float k0 = static_cast<float>(a.mapK0 + c * rk), k1 = static_cast<float>(a.mapK0 + (c + 1) * rk);
+                if (k1 < vk0 || k0 > vk1) continue;
+                dl->AddRect(ImVec2(sx(k0), sy(q0)), ImVec2(sx(k1), sy(q1)), col, 0.0f, 0, 1.0f);
+                ++drawn;
+            }
+        }
+        const auto it = std::find(a.queryRows.begin(), a.queryRows.end(), ui.queryToken);
+        if (ui.queryToken < 0 || it == a.queryRows.end()) return;
+        const size_t row = static_cast<size_t>(it - a.queryRows.begin());
+        const float y0 = sy(static_cast<float>(ui.queryToken) - 2.0f), y1 = sy(static_cast<float>(ui.queryToken) + 3.0f);
+        for (int64_t h = 0; h < H; ++h) {
+            if (ui.head >= 0 && ui.head != h) continue;
+            for (int32_t key : sel.rowKeys[row * static_cast<size_t>(H) + static_cast<size_t>(h)]) {
+                const float x = sx(static_cast<float>(key) + 0.5f);
+                dl->AddLine(ImVec2(x, y0 - 4), ImVec2(x, y1 + 4), IM_COL32(255, 230, 60, 230), 2.0f);
+            }
+        }
     }
 
     void handleInput(UiState& ui, const AnalysisResult& a, const LayerAnalysis& la, bool hovered, ImVec2 c0, float side,
@@ -179,6 +219,14 @@ private:
                 ImGui::Text("cell: queries %.0f..%.0f x keys %.0f..%.0f", a.mapQ0 + row * rq, a.mapQ0 + (row + 1) * rq,
                             a.mapK0 + col * rk, a.mapK0 + (col + 1) * rk);
                 ImGui::Text("attention mass %.3g%s", v, rq <= 1.0 && rk <= 1.0 ? " (exact cell)" : " (pooled)");
+                const SparseKSelectionStats& sel = la.selections;
+                if (!sel.countBins.empty() && sel.poolRows == la.poolRows && sel.poolCols == la.poolCols) {
+                    const int64_t H = static_cast<int64_t>(sel.countBins.size()) / kNumDistanceBins;
+                    float s = 0;
+                    for (int64_t h = 0; h < H; ++h)
+                        s += sel.pooled[static_cast<size_t>((h * la.poolRows + row) * la.poolCols + col)] / static_cast<float>(H);
+                    ImGui::Text("SparseK: %.3g keys of this cell selected per query (head mean)", s);
+                }
             }
             ImGui::TextDisabled("wheel: zoom, drag: pan, click: select query, double-click: reset");
             ImGui::EndTooltip();

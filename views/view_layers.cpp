@@ -65,10 +65,13 @@ public:
 
 private:
     void drawControls(UiState& ui, int L, int H) {
-        const char* kinds[] = {"window", "block"};
-        int kind = ui.sparseKind == AttentionKind::Block ? 1 : 0;
+        // sparsek needs a model trained with SparseK layers (their scoring network); others get one
+        // clear error line from the analysis.
+        const char* kinds[] = {"window", "block", "sparsek"};
+        const AttentionKind kindOf[] = {AttentionKind::Window, AttentionKind::Block, AttentionKind::SparseK};
+        int kind = ui.sparseKind == AttentionKind::Block ? 1 : ui.sparseKind == AttentionKind::SparseK ? 2 : 0;
         ImGui::SetNextItemWidth(90);
-        if (ImGui::Combo("##kind", &kind, kinds, 2)) ui.sparseKind = kind ? AttentionKind::Block : AttentionKind::Window;
+        if (ImGui::Combo("##kind", &kind, kinds, 3)) ui.sparseKind = kindOf[kind];
         ImGui::SameLine();
         int span = static_cast<int>(ui.sparseSpan);
         ImGui::SetNextItemWidth(140);
