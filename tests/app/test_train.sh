@@ -164,6 +164,25 @@ assert max(abs(v) for v in vals) > 1e-4, "the scoring network did not move from 
 PY
 "$CLI" evaluate --model "$W/sk" --tokens "$W/val.tokens" --context 64 >"$W/sk.eval" 2>&1
 check "a SparseK model loads and evaluates" grep -q "loss [0-9.]* nats/token" "$W/sk.eval"
+# Its selections in the analysis: the CLI's per-layer lines and the JSON's selections block.
+head -c 3000 /usr/share/common-licenses/GPL-3 >"$W/sk_doc.txt"
+"$CLI" analyze --model "$W/sk" --doc "$W/sk_doc.txt" --rows 200 --json "$W/sk_an.json" >"$W/sk_an.out" 2>&1
+check "a SparseK model's analysis prints its selections" grep -q "sparsek:4/8: [0-9.]* keys selected" "$W/sk_an.out"
+check "the analysis JSON carries the selections" python3 - "$W/sk_an.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1])); T = j["tokens"]
+full, sk = j["layers"][0], j["layers"][1]
+assert "selections" not in full and "selections" in sk
+s = sk["selections"]
+assert s["top_k"] == 4 and s["window"] == 8 and len(s["key_picks"]) == T
+# the mask sum per query is min(4, candidates) averaged over the queries: a bit under 4
+want = sum(min(4, max(0, i - 8 + 1)) for i in range(T)) / T
+assert abs(s["mask_per_query"] - want) < 1e-3, (s["mask_per_query"], want)
+assert s["selected_per_query"] >= s["mask_per_query"] - 1e-9
+keys = [k for head in s["rows"][0] for k in head["keys"]]
+assert keys and max(keys) <= 200 - 8, keys
+print(f"    selected per query {s['selected_per_query']:.2f}, mask {s['mask_per_query']:.3f}")
+PY
 expect_error "SparseK needs a short context (dense reference)" "at most 4096" "$CLI" train "${COMMON[@]}" --pattern "full,sparsek:4/8" --context 8192 --out "$W/sk2"
 
 echo "$passes passed, $fails failed"
