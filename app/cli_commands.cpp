@@ -121,10 +121,12 @@ int runAnalyze(const AnalyzeArgs& a) {
                     la.headMean.beyondMass, la.headMean.meanDistance, la.headMean.entropy, la.headMean.sinkMass,
                     la.seconds);
     }
+    bool selectionsHeader = false;
     for (size_t l = 0; l < r.layers.size(); ++l) {
         const SelectionSummary s = summarizeSelections(r.layers[l]);
         if (!s.present) continue;
-        if (l == 0 || !summarizeSelections(r.layers[l - 1]).present) std::printf("\nSparseK selections (per query and head, beyond the local window)\n");
+        if (!selectionsHeader) std::printf("\nSparseK selections (per query and head, beyond the local window)\n");
+        selectionsHeader = true;
         const int64_t b = s.medianBin;
         std::printf("%5zu  %s: %.1f keys selected (mask sum %.1f, %.1f%% fractional), median distance in [%lld, %lld), "
                     "most picked positions:", l, r.layers[l].spec.text().c_str(), s.selectedPerQuery, s.maskPerQuery,

@@ -254,7 +254,7 @@ SelectionSummary summarizeSelections(const LayerAnalysis& la, int mostPicked) {
     const SparseKSelectionStats& sel = la.selections;
     if (sel.countBins.empty()) return s;
     s.present = true;
-    const size_t H = sel.countBins.size() / static_cast<size_t>(kNumDistanceBins);
+    const size_t H = sel.heads();
     s.countBins.assign(static_cast<size_t>(kNumDistanceBins), 0.0);
     for (size_t h = 0; h < H; ++h)
         for (size_t b = 0; b < static_cast<size_t>(kNumDistanceBins); ++b) {

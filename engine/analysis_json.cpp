@@ -78,7 +78,7 @@ nlohmann::json analysisToJson(const AnalysisResult& r, const ModelConfig& config
         if (const SelectionSummary sum = summarizeSelections(la); sum.present) {
             const SparseKSelectionStats& sel = la.selections;
             nlohmann::json rows = nlohmann::json::array();
-            const size_t H = sel.countBins.size() / static_cast<size_t>(kNumDistanceBins);
+            const size_t H = sel.heads();
             for (size_t q = 0; q * H < sel.rowKeys.size(); ++q) {
                 nlohmann::json heads = nlohmann::json::array();
                 for (size_t h = 0; h < H; ++h)

@@ -72,7 +72,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> span_attention_backward_cpu(
 
 // SparseK attention (the rule of kernels/sparsek_attention_cpu.h: window w with mask 1, keys
 // before it gated by m = SPARSEK(u, k)), blocked like span attention and on any device. The
-// selections come from sparsek_select_cpu on the host (u is copied there; O(T · |A| log |A|) per
+// selections come from sparsek_select_cpu on the host (u is copied there; O(T · |A|) per
 // head); each query block then scores keys [first selected key, q1) and adds log m (0 on the window,
 // −inf elsewhere) before the softmax, so the work is that of full attention on the key range
 // (a fused kernel would touch only the k + w attended keys). q, k, v: (1, H, T, D); u: (1, H, T).

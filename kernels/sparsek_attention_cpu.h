@@ -71,8 +71,6 @@ struct SparseKSelection {
     std::vector<int32_t> keys;     // (S) by descending score within a query
     std::vector<float> mask;       // (S) m_ij in (0, 1]
     std::vector<double> tau;       // (T) −inf where C_i is empty
-
-    int64_t count(int64_t i) const { return offsets[static_cast<std::size_t>(i) + 1] - offsets[static_cast<std::size_t>(i)]; }
 };
 
 // u: (T) key scores (−inf: never selected). Throws std::invalid_argument like sparsek_attention_cpu.
@@ -81,7 +79,8 @@ SparseKSelection sparsek_select_cpu(const float* u, int64_t T, double topK, int6
 SparseKSelection sparsek_select_cpu(const double* u, int64_t T, double topK, int64_t window, bool withKeys = true);
 
 // What SparseK selected in one layer, per head: sums over the queries (the analysis divides the
-// bins by T). Distance bins as kernels/attention_cpu.h (bin 0: distance 0, b ≥ 1: [2^(b−1), 2^b)).
+// bins by T). Distance bins of kernels/span_mask.h (bin 0: distance 0, b ≥ 1: [2^(b−1), 2^b)).
+// Empty (no heads) for layers that are not sparsek.
 struct SparseKSelectionStats {
     std::vector<double> countBins;   // (H, kNumDistanceBins): selected keys per query-key distance bin
     std::vector<double> maskBins;    // (H, kNumDistanceBins): Σ m per distance bin
@@ -93,6 +92,8 @@ struct SparseKSelectionStats {
     std::vector<std::vector<float>> rowMask;    // (R·H): their mask values
     int64_t selectedPairs = 0;       // Σ over heads and queries of the selected keys
     int64_t fractionalPairs = 0;     // those with 0 < m < 1
+
+    std::size_t heads() const { return countBins.size() / static_cast<std::size_t>(kNumDistanceBins); }
 };
 
 // The cost model's count for a causal sequence of T tokens with an integer budget: every query

@@ -26,7 +26,7 @@ at::Tensor sparsek_mask_torch(const at::Tensor& u, double topK, int64_t window) 
     auto target = at::clamp_max(count, topK);                                   // (T)
 
     // τ of every row, exactly and without gradient, from the streaming selection on the host
-    // (sparsek_select_cpu: O(T · |A| log |A|) per (b, h), instead of bisecting on (B, H, T, T)).
+    // (sparsek_select_cpu: O(T · |A|) per (b, h), instead of bisecting on (B, H, T, T)).
     at::Tensor tau0;
     {
         c10::NoGradGuard noGrad;

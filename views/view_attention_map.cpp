@@ -143,7 +143,7 @@ private:
                                float vk1, float vq0, float vq1, Sx sx, Sy sy) {
         const SparseKSelectionStats& sel = la.selections;
         if (sel.countBins.empty() || sel.poolRows <= 0 || sel.poolCols <= 0) return;
-        const int64_t H = static_cast<int64_t>(sel.countBins.size()) / kNumDistanceBins;
+        const auto H = static_cast<int64_t>(sel.heads());
         const uint32_t col = IM_COL32(80, 230, 255, 200);
         const double rq = static_cast<double>(a.mapQ1 - a.mapQ0) / static_cast<double>(sel.poolRows);
         const double rk = static_cast<double>(a.mapK1 - a.mapK0) / static_cast<double>(sel.poolCols);
@@ -221,7 +221,7 @@ private:
                 ImGui::Text("attention mass %.3g%s", v, rq <= 1.0 && rk <= 1.0 ? " (exact cell)" : " (pooled)");
                 const SparseKSelectionStats& sel = la.selections;
                 if (!sel.countBins.empty() && sel.poolRows == la.poolRows && sel.poolCols == la.poolCols) {
-                    const int64_t H = static_cast<int64_t>(sel.countBins.size()) / kNumDistanceBins;
+                    const auto H = static_cast<int64_t>(sel.heads());
                     float s = 0;
                     for (int64_t h = 0; h < H; ++h)
                         s += sel.pooled[static_cast<size_t>((h * la.poolRows + row) * la.poolCols + col)] / static_cast<float>(H);

@@ -290,7 +290,7 @@ void DocumentView::updateTint(const ViewContext& ctx) {
                 m_tint.caption = buf;
                 return;
             }
-            const int64_t H = static_cast<int64_t>(sel.countBins.size()) / kNumDistanceBins;
+            const auto H = static_cast<int64_t>(sel.heads());
             const auto row = std::find(a->queryRows.begin(), a->queryRows.end(), ui.queryToken);
             if (ui.queryToken >= 0 && row != a->queryRows.end()) {
                 // The keys this query selected beyond its window: the mask m (head mean or one head).

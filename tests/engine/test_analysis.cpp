@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <random>
+#include <string>
 
 #include "engine/analysis.h"
 #include "engine/errors.h"
@@ -16,7 +17,8 @@ using namespace spanscope;
 
 namespace {
 
-std::shared_ptr<Model> tinyModel(uint64_t seed) {
+// trainedPattern: with sparsek layers, the model gets their scoring networks (as training makes them).
+std::shared_ptr<Model> tinyModel(uint64_t seed, const std::string& trainedPattern = "") {
     ModelConfig c;
     c.vocabSize = 200;
     c.hiddenSize = 32;
@@ -25,6 +27,7 @@ std::shared_ptr<Model> tinyModel(uint64_t seed) {
     c.numKvHeads = 2;
     c.intermediateSize = 64;
     c.dtype = "float32";
+    c.trainedPattern = trainedPattern;
     return Model::createRandom(c, seed);
 }
 
@@ -154,20 +157,12 @@ TEST(Analysis, BadRequestsAreInputErrors) {
 // forward pass through the dense differentiable SparseK of training, and its sparsek layers report
 // their selections (k per query once the prefix is long enough), the others none.
 TEST(Analysis, SparseKLayersMatchTrainingsAttentionAndReportSelections) {
-    ModelConfig c;
-    c.vocabSize = 200;
-    c.hiddenSize = 32;
-    c.numLayers = 4;
-    c.numHeads = 2;
-    c.numKvHeads = 2;
-    c.intermediateSize = 64;
-    c.dtype = "float32";
-    c.trainedPattern = "full*2,sparsek:3/8*2";
-    auto model = Model::createRandom(c, 21);
+    const std::string trained = "full*2,sparsek:3/8*2";
+    auto model = tinyModel(21, trained);
     ASSERT_TRUE(model->impl().layers[2].sparsekScore.defined());
     auto tokens = randomTokens(97, 5);
     AnalysisOptions o;
-    o.pattern = parsePattern(c.trainedPattern, 4);
+    o.pattern = parsePattern(trained, 4);
     o.queryRows = {96};
     AnalysisResult r = analyze(*model, tokens, o);
 
