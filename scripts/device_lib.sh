@@ -27,3 +27,27 @@ if len(pts) >= 3:
         print(int((s2 - s1) / (t2 - t1)))
 PY
 }
+
+# build_on_device BUILD LOGDIR TARGET...: configures BUILD against this machine's torch (no GUI,
+# headers and GoogleTest from .devdeps/) and builds the targets; logs in LOGDIR, their tails on
+# failure. Prints the GPU and the build time.
+build_on_device() {
+  local build=$1 logs=$2; shift 2
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$logs/device.log"
+  local prefix s; prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
+    -DSPANSCOPE_DEPS_DIR="$PWD/.devdeps" -DSPANSCOPE_GUI=OFF >"$logs/configure.log" 2>&1 || { tail -20 "$logs/configure.log"; return 1; }
+  s=$(date +%s)
+  cmake --build "$build" -j "$(nproc)" --target "$@" >"$logs/build.log" 2>&1 || { tail -30 "$logs/build.log"; return 1; }
+  echo "built $* in $(( $(date +%s) - s ))s"
+}
+
+# probe_train CLI WORKDIR LOG STEPS ARGS...: a few steps of a throwaway training run in WORKDIR/probe
+# (ARGS: everything but the step, log, eval and checkpoint options); prints the steady tok/s.
+probe_train() {
+  local cli=$1 work=$2 log=$3 steps=$4; shift 4
+  rm -rf "$work/probe"
+  "$cli" train "$@" --steps 100000 --stop-after "$steps" --log-every 5 \
+    --eval-every 100000 --checkpoint-every 100000 --out "$work/probe" >"$log" 2>&1
+  toks_per_s "$log"
+}

@@ -55,13 +55,7 @@ left() { echo $((CALL_END - $(date +%s))); }
 finish_call() { cp "$LOGS"/*.log "$OUT/" 2>/dev/null; log "call ends: run the same command again to continue"; exit 0; }
 
 # probe LOG STEPS ARGS...: a few steps of a throwaway run (runs/probe); prints the steady tok/s.
-probe() {
-  local log=$1 steps=$2; shift 2
-  rm -rf "$RUNS/probe"
-  "$CLI" train --device "$DEVICE" "$@" --steps 100000 --stop-after "$steps" --log-every 5 \
-    --eval-every 100000 --checkpoint-every 100000 --out "$RUNS/probe" >"$log" 2>&1
-  toks_per_s "$log"
-}
+probe() { local log=$1 steps=$2; shift 2; probe_train "$CLI" "$RUNS" "$log" "$steps" --device "$DEVICE" "$@"; }
 # steps SECONDS TOKS_PER_S TOKENS_PER_STEP: how many steps fit (at least MIN_STEPS).
 steps_for() { python3 -c "import sys; s,t,n=map(float,sys.argv[1:]); print(max($MIN_STEPS, int(0.92*s*t/n)))" "$@"; }
 
@@ -100,13 +94,8 @@ fi
 # The engine tests find their fixtures under the source path they were built with (this machine's).
 [ -e /work/main ] || { mkdir -p /work 2>/dev/null && ln -s "$ROOT" /work/main 2>/dev/null; }
 if [ ! -x "$CLI" ]; then
-  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$LOGS/device.log"
-  PREFIX=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
-  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$PREFIX" \
-    -DSPANSCOPE_DEPS_DIR="$ROOT/.devdeps" -DSPANSCOPE_GUI=OFF >"$LOGS/configure.log" 2>&1 || { tail -20 "$LOGS/configure.log"; exit 1; }
-  s=$(date +%s)
-  cmake --build "$BUILD" -j "$(nproc)" --target spanscope-cli >"$LOGS/build.log" 2>&1 || { tail -30 "$LOGS/build.log"; exit 1; }
-  log "spanscope-cli built in $(( $(date +%s) - s ))s"
+  msg=$(build_on_device "$BUILD" "$LOGS" spanscope-cli) || { echo "$msg"; exit 1; }
+  log "$(echo "$msg" | tail -1)"
 fi
 if [ ! -f "$RUNS/.bwd-tested" ]; then
   # Engine tests and the backward-kernel check, in the background while pretraining (full
@@ -224,6 +213,6 @@ log "done"
 
 # Dry run on the CPU (the whole plan end to end in a few minutes, with a tiny model):
 #   DEVICE=cpu BUILD_DIR=build SHAPE_ARGS="--layers 4 --hidden 32 --heads 2 --intermediate 64" PRE_CONTEXT=64 \
-#   CT_CONTEXT=128 PRE_BATCH=4 CT_BATCH=2 PRE_WARMUP=2 CT_WARMUP=2 PROBE_STEPS=5 MIN_STEPS=10 PRE_UNTIL=60 \
+#   CT_CONTEXT=128 PRE_BATCH=4 CT_BATCH=2 PRE_WARMUP=2 CT_WARMUP=2 PROBE_STEPS=12 MIN_STEPS=10 PRE_UNTIL=60 \
 #   CT_UNTIL=120 SAMPLES=gpl3_license LATENCY_SAMPLE=gpl3_license RUNS_DIR=/tmp/dry-runs OUT=/tmp/dry \
 #   scripts/gpu_train.sh

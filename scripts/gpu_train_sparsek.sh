@@ -24,64 +24,54 @@ TRAIN_SECONDS=${TRAIN_SECONDS:-150}   # per run
 CONTEXT=${CONTEXT:-4096}; BATCH=${BATCH:-2}; LR=${LR:-3e-4}
 SPARSEK=${SPARSEK:-sparsek:128/384}
 INIT=${INIT:-assets/models/masformer4}
+EVAL_TOKENS=${EVAL_TOKENS:-8192}   # tokens of each held-out sample analysed (SAMPLES: a glob of them)
 mkdir -p "$OUT" "$RUNS"
 log() { echo "[sparsek $(date -u +%H:%M:%S)] $*" | tee -a "$OUT/driver.log"; }
 
 DATA=${DATA_DIR:-}
 if [ -z "$DATA" ]; then DATA=$RUNS/data; unpack_train_tokens "$ROOT/.devtrain" "$DATA" || { log "bad train.tokens.xz"; exit 1; }; fi
 if [ ! -x "$CLI" ]; then
-  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/device.txt"
-  PREFIX=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
-  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$PREFIX" \
-    -DSPANSCOPE_DEPS_DIR="$ROOT/.devdeps" -DSPANSCOPE_GUI=OFF >"$OUT/configure.log" 2>&1 || { tail -20 "$OUT/configure.log"; exit 1; }
-  s=$(date +%s)
-  cmake --build "$BUILD" -j "$(nproc)" --target spanscope-cli spanscope_engine_tests >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
-  log "built in $(( $(date +%s) - s ))s"
+  msg=$(build_on_device "$BUILD" "$OUT" spanscope-cli spanscope_engine_tests) || { echo "$msg"; exit 1; }
+  log "$(echo "$msg" | tail -1)"
 fi
 # The SparseK tests on this machine (the blocked SparseK attention runs on CUDA here too).
 [ -e /work/main ] || { mkdir -p /work && ln -s "$ROOT" /work/main; }
 "$BUILD/tests/spanscope_engine_tests" --gtest_filter='SparseK*:Analysis.*' >"$OUT/tests_sparsek.log" 2>&1
 log "SparseK and analysis tests: exit $? ($(grep -E '^\[  (PASSED|FAILED)' "$OUT/tests_sparsek.log" | tr '\n' ' '))"
 
-COMMON=(--init "$INIT" --train "$DATA/train.tokens" --val "$DATA/val.tokens" --context "$CONTEXT" --batch "$BATCH"
-        --lr "$LR" --warmup 20 --device "$DEVICE")
 # Steps that fit TRAIN_SECONDS for the slower (SparseK) run, from a probe; the control runs as many.
-rm -rf "$RUNS/probe"
-"$CLI" train "${COMMON[@]}" --pattern "full*4,$SPARSEK*8" --steps 100000 --stop-after 15 --log-every 5 \
-  --eval-every 100000 --checkpoint-every 100000 --out "$RUNS/probe" >"$OUT/probe.log" 2>&1
-tps=$(toks_per_s "$OUT/probe.log")
-if [ -z "$tps" ] && [ "$BATCH" -gt 1 ]; then  # the dense reference ran out of memory? halve the batch
-  tail -5 "$OUT/probe.log"; BATCH=$((BATCH / 2)); log "probe failed: batch $BATCH"
-  COMMON=(--init "$INIT" --train "$DATA/train.tokens" --val "$DATA/val.tokens" --context "$CONTEXT" --batch "$BATCH"
-          --lr "$LR" --warmup 20 --device "$DEVICE")
-  rm -rf "$RUNS/probe"
-  "$CLI" train "${COMMON[@]}" --pattern "full*4,$SPARSEK*8" --steps 100000 --stop-after 15 --log-every 5 \
-    --eval-every 100000 --checkpoint-every 100000 --out "$RUNS/probe" >"$OUT/probe.log" 2>&1
-  tps=$(toks_per_s "$OUT/probe.log")
+# A failed probe (the dense reference out of memory?) is retried once with half the batch.
+common() { COMMON=(--init "$INIT" --train "$DATA/train.tokens" --val "$DATA/val.tokens" --context "$CONTEXT"
+                   --batch "$BATCH" --lr "$LR" --device "$DEVICE"); }
+common
+tps=$(probe_train "$CLI" "$RUNS" "$OUT/probe.log" 15 "${COMMON[@]}" --pattern "full*4,$SPARSEK*8")
+if [ -z "$tps" ] && [ "$BATCH" -gt 1 ]; then
+  tail -5 "$OUT/probe.log"; BATCH=$((BATCH / 2)); log "probe failed: batch $BATCH"; common
+  tps=$(probe_train "$CLI" "$RUNS" "$OUT/probe.log" 15 "${COMMON[@]}" --pattern "full*4,$SPARSEK*8")
 fi
 [ -n "$tps" ] || { tail -20 "$OUT/probe.log"; log "probe failed"; exit 1; }
 steps=$(python3 -c "print(max(10, int(0.9 * $TRAIN_SECONDS * $tps / ($BATCH * $CONTEXT))))")
 log "SparseK training: $tps tok/s at context $CONTEXT -> $steps steps per run"
-every=$(( steps / 4 > 25 ? steps / 4 : 25 ))
+every=$(( steps / 4 > 25 ? steps / 4 : 25 )); warmup=$(( steps / 5 < 20 ? steps / 5 : 20 ))
 for run in "sparsek4 full*4,$SPARSEK*8" "masformer4-ct full*4,window:512*8"; do
   set -- $run
   s=$(date +%s)
-  "$CLI" train "${COMMON[@]}" --pattern "$2" --steps "$steps" --eval-every "$every" --checkpoint-every 100000 \
+  "$CLI" train "${COMMON[@]}" --pattern "$2" --steps "$steps" --warmup "$warmup" --eval-every "$every" --checkpoint-every 100000 \
     --log-every 25 --out "$RUNS/$1" >"$OUT/train_$1.log" 2>&1
   log "$1 ($2): exit $? in $(( $(date +%s) - s ))s; $(tail -2 "$OUT/train_$1.log" | tr '\n' ' ')"
 done
 
 # First 8192 tokens of every held-out sample, every model, on CUDA.
 R=$OUT/results; mkdir -p "$R"
-for s in "$DATA"/samples/*.txt; do
+for s in "$DATA"/samples/${SAMPLES:-*}.txt; do
   n=$(basename "$s" .txt)
   for m in "$INIT" "$RUNS/sparsek4" "$RUNS/masformer4-ct"; do
-    "$CLI" analyze --model "$m" --doc "$s" --device "$DEVICE" --first-tokens 8192 --json "$R/$(basename "$m").$n.json" \
+    "$CLI" analyze --model "$m" --doc "$s" --device "$DEVICE" --first-tokens "$EVAL_TOKENS" --json "$R/$(basename "$m").$n.json" \
       >/dev/null 2>>"$OUT/evaluate.log" || echo "failed: $m $n" >>"$OUT/evaluate.log"
   done
 done
 # Warm latency of the SparseK model at 8k (the app's boundary change on this model).
-"$CLI" analyze --model "$RUNS/sparsek4" --doc "$DATA/samples/gpl3_license.txt" --device "$DEVICE" --first-tokens 8192 \
+"$CLI" analyze --model "$RUNS/sparsek4" --doc "$DATA/samples/gpl3_license.txt" --device "$DEVICE" --first-tokens "$EVAL_TOKENS" \
   --repeat 4 2>&1 | grep -E "^pattern|^latency|^loss" | tee "$OUT/latency.log"
 python3 - "$R" >"$OUT/summary.md" <<'PY'
 import glob, json, os, sys
@@ -107,3 +97,7 @@ tar -C "$RUNS" -cf - sparsek4/config.json sparsek4/tokenizer.json sparsek4/train
   | split -b 15M - "$OUT/sparsek4.tar.part-"
 tar -C "$OUT" -czf "$OUT/results.tar.gz" results && rm -rf "$R"
 log "done"
+
+# Dry run on the CPU (a minute; tiny context, two samples' first 256 tokens):
+#   DEVICE=cpu BUILD_DIR=build DATA_DIR=data CONTEXT=128 BATCH=2 TRAIN_SECONDS=10 EVAL_TOKENS=256 \
+#   SAMPLES=g* RUNS_DIR=/tmp/sk-dry OUT=/tmp/sk-dry-out scripts/gpu_train_sparsek.sh
