@@ -1,7 +1,7 @@
 """Span attention forward (and, with --backward, backward): spanscope's CUDA kernels against
 PyTorch's peers, on one GPU.
 
-Usage: python bench/bench_attention.py LIB [--quick] [--backward] [--autotune-budget SECONDS] [--out FILE]
+Usage: python bench/bench_attention.py LIB [--quick] [--backward | --sparsek] [--autotune-budget SECONDS] [--out FILE]
   LIB  path of libspanscope_ops.so (built by CMake when nvcc is present)
 
 Random bf16 inputs, B*N = 16k tokens, H*d = 2048, (B, H, N, d) layout. Times are medians of
@@ -11,6 +11,8 @@ pairs: 4*d per pair (QK^T and PV). Peers:
   window / block   FlexAttention compiled, default and mode="max-autotune", same masks
                    (window: 0 <= q - kv < w; block: same block of size b)
 Also the statistics pass relative to one forward, and its peak memory at 128k tokens.
+--sparsek: SparseK attention (bench_sparsek below) against FlexAttention running the same
+selection and SDPA on gathered keys.
 """
 import argparse
 import datetime
@@ -63,6 +65,7 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--stats-only", action="store_true", help="only the statistics pass and its memory")
     ap.add_argument("--backward", action="store_true", help="only the backward pass against its peers")
+    ap.add_argument("--sparsek", action="store_true", help="only SparseK attention against its peers")
     args = ap.parse_args()
     torch.ops.load_library(args.lib)
     # One compiled FlexAttention per (shape, mask): far more than dynamo's default recompile limit.
@@ -84,6 +87,8 @@ def main():
     autotune_spent = 0.0
     if args.backward:
         return bench_backward(args, log, lines, flex_default, dev)
+    if args.sparsek:
+        return bench_sparsek(args, log, lines, flex_default, flex_autotune, dev)
 
     ds = [64, 128]
     full_ns = [2048, 4096, 8192, 16384, 32768]
@@ -241,6 +246,164 @@ def bench_backward(args, log, lines, flex_default, dev):
     if args.out:
         with open(args.out, "w") as f:
             f.write(text + "\n")
+
+
+def sparsek_block_mask(plan_offsets, plan_keys, B, H, n, w, mask_mod):
+    """FlexAttention's BlockMask (128 x 128 blocks) of exactly the key blocks our kernel visits: the
+    blocks holding a key of each query block's list, plus the window's blocks; the window blocks that
+    every row of the query block attends whole are marked full (no mask_mod there)."""
+    from torch.nn.attention.flex_attention import BlockMask
+    bs = 128
+    nb = (n + bs - 1) // bs
+    dev = plan_keys.device
+    counts = (plan_offsets[1:] - plan_offsets[:-1]).long()                     # (B*H*nb)
+    seg = torch.repeat_interleave(torch.arange(B * H * nb, device=dev), counts)  # list entry -> (bh, q block)
+    need = torch.zeros(B * H * nb, nb, dtype=torch.bool, device=dev)
+    need[seg, plan_keys.long() // bs] = True
+    qb = torch.arange(nb, device=dev).view(nb, 1)
+    kb = torch.arange(nb, device=dev).view(1, nb)
+    window = (kb <= qb) & ((kb + 1) * bs - 1 >= qb * bs - w + 1)
+    full = (kb < qb) & (qb * bs + bs - 1 - kb * bs < w)
+    need = need.view(B, H, nb, nb) | window
+    partial = need & ~full
+    full = full.expand(B, H, nb, nb)
+
+    def ordered(m):
+        num = m.sum(-1).to(torch.int32)
+        idx = torch.argsort(m.to(torch.int8), dim=-1, descending=True, stable=True).to(torch.int32)
+        return num.contiguous(), idx.contiguous()
+
+    kv_num, kv_idx = ordered(partial)
+    full_num, full_idx = ordered(full)
+    return BlockMask.from_kv_blocks(kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=bs, mask_mod=mask_mod, seq_lengths=(n, n))
+
+
+def bench_sparsek(args, log, lines, flex_default, flex_autotune, dev):
+    """SparseK attention forward (window w + selected keys gated by m = clip(u - tau, 0, 1)), bf16,
+    B*N = 16k tokens (B = 1 beyond), H*d = 2048, k = 128, w = 384 (the k + w budget of a window-512
+    layer). Key scores u ~ N(0, 4^2) per (b, h) (mostly hard selections, a short fractional tail).
+    The selection is planned once on the host (sparsek_plan, timed apart); then timed:
+      ours         the fused kernel alone (sparsek_attention_planned)
+      flex         FlexAttention compiled with the same mask (mask_mod: window or u_j > tau_i) and
+                   score_mod adding log m, on a BlockMask of the key blocks our kernel visits
+      sdpa-gather  SDPA (default backend choice) on each query block's gathered keys (its list plus
+                   its window, padded) with the additive mask log m / -inf; the gather is done once
+                   beforehand and not timed (favours the peer)
+    FLOPs: 4*d per attended pair (window pairs + pairs with m > 0)."""
+    topk, w, spread = 128.0, 384, 4.0
+    ours_planned = torch.ops.spanscope.sparsek_attention_planned
+    table = ["| d | N | B | H | selected keys / query | plan (host) ms | ours TFLOP/s | ms | flex | flex-autotune | sdpa-gather | "
+             "ours/flex best | ours/sdpa-gather |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    ns = [16384] if args.quick else [8192, 16384, 32768, 65536]
+    autotune_spent = 0.0
+    for d in [64, 128]:
+        H = HD // d
+        for n in ns:
+            B = max(1, TOKENS // n)
+            q, k, v = (torch.randn(B, H, n, d, device=dev, dtype=torch.bfloat16) for _ in range(3))
+            u = (torch.randn(B, H, n, device=dev) * spread).contiguous()
+            scale = 1.0 / math.sqrt(d)
+            t0 = time.perf_counter()
+            tau, offs, keys, pairs = torch.ops.spanscope.sparsek_plan(u, topk, w)
+            torch.cuda.synchronize()
+            plan_ms = (time.perf_counter() - t0) * 1e3
+            selected, window_pairs = (int(x) for x in pairs.tolist())
+            flops = 4.0 * d * (selected + window_pairs)
+            t_ours = median_ms(lambda: ours_planned(q, k, v, u, tau, offs, keys, w, scale))
+            out = ours_planned(q, k, v, u, tau, offs, keys, w, scale)[0]
+            peers = {}
+
+            def sk_mask(b, h, q_idx, kv_idx):
+                sel = (kv_idx <= q_idx - w) & (u[b, h, kv_idx] > tau[b, h, q_idx])
+                return sel | ((kv_idx <= q_idx) & (q_idx - kv_idx < w))
+
+            def sk_score(score, b, h, q_idx, kv_idx):
+                m = torch.clamp(u[b, h, kv_idx] - tau[b, h, q_idx], min=1e-30, max=1.0)
+                return torch.where(kv_idx <= q_idx - w, score + torch.log(m), score)
+
+            try:
+                bm = sparsek_block_mask(offs, keys, B, H, n, w, sk_mask)
+                ref = flex_default(q, k, v, score_mod=sk_score, block_mask=bm, scale=scale)
+                diff = (out.float() - ref.float()).abs().max().item()
+                if diff > 0.05:
+                    log(f"  WARNING: ours vs flex max diff {diff:.3g} at d={d} n={n}")
+                peers["flex"] = median_ms(lambda: flex_default(q, k, v, score_mod=sk_score, block_mask=bm, scale=scale))
+                if autotune_spent < args.autotune_budget and n in (16384, 65536):
+                    t1 = time.time()
+                    flex_autotune(q, k, v, score_mod=sk_score, block_mask=bm, scale=scale)
+                    torch.cuda.synchronize()
+                    autotune_spent += time.time() - t1
+                    peers["flex-autotune"] = median_ms(lambda: flex_autotune(q, k, v, score_mod=sk_score, block_mask=bm, scale=scale))
+                del bm, ref
+            except Exception as e:  # noqa: BLE001 - report and go on
+                log(f"  flex failed at d={d} n={n}: {type(e).__name__}: {str(e)[:200]}")
+            try:
+                peers["sdpa-gather"], diff = sdpa_gathered(q, k, v, u, tau, offs, keys, w, scale, out)
+                if diff > 0.05:
+                    log(f"  WARNING: ours vs sdpa-gather max diff {diff:.3g} at d={d} n={n}")
+            except Exception as e:  # noqa: BLE001 - report and go on
+                log(f"  sdpa-gather failed at d={d} n={n}: {type(e).__name__}: {str(e)[:200]}")
+            tf = lambda ms: flops / ms / 1e9  # noqa: E731
+            flex_best = min([peers[x] for x in ("flex", "flex-autotune") if x in peers], default=None)
+            cells = [f"{tf(peers[x]):6.1f}" if x in peers else "-" for x in ("flex", "flex-autotune", "sdpa-gather")]
+            ratio_flex = f"{flex_best / t_ours:.2f}" if flex_best else "-"
+            ratio_sdpa = f"{peers['sdpa-gather'] / t_ours:.2f}" if "sdpa-gather" in peers else "-"
+            table.append(f"| {d} | {n} | {B} | {H} | {selected / (B * H * n):.1f} | {plan_ms:.0f} | {tf(t_ours):6.1f} | {t_ours:.3f} | "
+                         + " | ".join(cells + [ratio_flex, ratio_sdpa]) + " |")
+            print(table[-1], flush=True)
+            del q, k, v, u, tau, offs, keys, out
+            torch.cuda.empty_cache()
+    text = "\n".join(lines + ["", "## SparseK forward, bf16, k = 128, w = 384, u ~ N(0, 16), B*N = 16k tokens (B = 1 beyond), H*d = 2048", ""] + table)
+    print("\n" + text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+
+
+def sdpa_gathered(q, k, v, u, tau, offs, keys, w, scale, ours_out):
+    """SDPA on gathered keys: each 128-query block attends its list plus its window range, padded to
+    the longest; the additive mask carries log m, 0 on the window and -inf elsewhere. Returns (median
+    ms of the SDPA call, max |difference| to our output)."""
+    B, H, n, d = q.shape
+    bs, dev = 128, q.device
+    nb = (n + bs - 1) // bs
+    counts = (offs[1:] - offs[:-1]).long().view(B * H, nb)
+    q0 = torch.arange(nb, device=dev) * bs
+    wlo = torch.clamp(q0 - w + 1, min=0)
+    wlen = torch.clamp(q0 + bs, max=n) - wlo                            # window range length per block
+    kmax = int((counts + wlen.view(1, nb)).max())
+    # Gathered positions (B*H, nb, kmax): the block's list, then its window range, then padding (-1).
+    slot = torch.arange(kmax, device=dev).view(1, 1, kmax)
+    starts = offs[:-1].long().view(B * H, nb, 1)
+    in_list = slot < counts.unsqueeze(-1)
+    list_pos = keys.long()[torch.clamp(starts + slot, max=max(keys.numel() - 1, 0))] if keys.numel() else torch.zeros_like(slot.expand(B * H, nb, kmax))
+    win_pos = wlo.view(1, nb, 1) + slot - counts.unsqueeze(-1)
+    in_win = (~in_list) & (slot - counts.unsqueeze(-1) < wlen.view(1, nb, 1))
+    pos = torch.where(in_list, list_pos, torch.where(in_win, win_pos, torch.full_like(win_pos, -1)))
+    valid = pos >= 0
+    posc = torch.clamp(pos, min=0)
+    bh = torch.arange(B * H, device=dev).view(B * H, 1, 1)
+    kf, vf = k.reshape(B * H, n, d), v.reshape(B * H, n, d)
+    kg, vg = kf[bh, posc], vf[bh, posc]                                  # (B*H, nb, kmax, d)
+    rows = (q0.view(nb, 1) + torch.arange(bs, device=dev).view(1, bs))   # (nb, bs) query positions
+    i = rows.view(1, nb, bs, 1)
+    j = posc.view(B * H, nb, 1, kmax)
+    uu = u.reshape(B * H, n)[bh, posc].view(B * H, nb, 1, kmax)
+    tt = tau.reshape(B * H, n)[torch.arange(B * H, device=dev).view(B * H, 1, 1), torch.clamp(rows, max=n - 1).view(1, nb, bs)]
+    m = torch.clamp(uu - tt.view(B * H, nb, bs, 1), max=1.0)
+    win = (j <= i) & (i - j < w) & in_win.view(B * H, nb, 1, kmax)
+    sel = (j <= i - w) & (m > 0) & in_list.view(B * H, nb, 1, kmax)
+    bias = torch.where(win, torch.zeros_like(m), torch.where(sel, torch.log(torch.clamp(m, min=1e-30)), torch.full_like(m, -float("inf"))))
+    bias = torch.where(valid.view(B * H, nb, 1, kmax), bias, torch.full_like(bias, -float("inf"))).to(q.dtype)
+    del m, uu, win, sel
+    qp = torch.nn.functional.pad(q.reshape(B * H, n, d), (0, 0, 0, nb * bs - n)).view(B * H * nb, 1, bs, d)
+    kg, vg = kg.view(B * H * nb, 1, kmax, d), vg.view(B * H * nb, 1, kmax, d)
+    bias = bias.view(B * H * nb, 1, bs, kmax)
+    call = lambda: F.scaled_dot_product_attention(qp, kg, vg, attn_mask=bias, scale=scale)  # noqa: E731
+    res = call().view(B * H, nb * bs, d)[:, :n].reshape(B, H, n, d)
+    diff = (res.float() - ours_out.float()).abs().max().item()
+    ms = median_ms(call)
+    return ms, diff
 
 
 if __name__ == "__main__":

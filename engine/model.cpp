@@ -55,9 +55,15 @@ AttentionFn patternAttention(const LayerPattern& pattern, const ModelImpl& m) {
     return [pattern, &m](int layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
         const LayerSpec& spec = pattern.layers.at(static_cast<size_t>(layer));
         const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-        if (spec.kind == AttentionKind::SparseK)
-            return std::get<0>(sparsek_attention_aten(q, k, v, sparsekKeyScores(m, layer, v),
-                                                      static_cast<double>(spec.topK), spec.span, scale));
+        if (spec.kind == AttentionKind::SparseK) {
+            const at::Tensor u = sparsekKeyScores(m, layer, v);
+#ifdef SPANSCOPE_HAVE_CUDA
+            // The fused kernel (host-planned selection, gathered keys) on CUDA.
+            if (q.is_cuda() && span_attention_cuda_supports(q, k, v))
+                return std::get<0>(sparsek_attention_cuda(q, k, v, u, static_cast<double>(spec.topK), spec.span, scale));
+#endif
+            return std::get<0>(sparsek_attention_aten(q, k, v, u, static_cast<double>(spec.topK), spec.span, scale));
+        }
 #ifdef SPANSCOPE_HAVE_CUDA
         // Our kernel for window/block layers (and full ones: see bench/RESULTS.md for the SDPA race).
         if (q.is_cuda() && (spec.kind != AttentionKind::Full || kOwnKernelForFullLayers) &&

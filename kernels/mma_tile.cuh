@@ -86,6 +86,22 @@ __device__ __forceinline__ void loadTile(T* tile, const T* base, int64_t stride,
     }
 }
 
+// Loads rows rowIdx[0..ROWS) of a (T, D) matrix into a swizzled tile (a gathered tile: SparseK's
+// selected keys); entries at or past rowsValid become zeros. All NT threads of the block call it.
+template <int ROWS, int D, int NT, typename T>
+__device__ __forceinline__ void loadRows(T* tile, const T* base, int64_t stride, const int32_t* rowIdx, int rowsValid) {
+    constexpr int kChunks = ROWS * D / 8;
+    static_assert(kChunks % NT == 0, "tile chunks must divide among the threads");
+#pragma unroll
+    for (int it = 0; it < kChunks / NT; ++it) {
+        int idx = it * NT + threadIdx.x;
+        int r = idx / (D / 8), ch = idx % (D / 8);
+        bool valid = r < rowsValid;
+        const T* src = base + static_cast<int64_t>(valid ? rowIdx[r] : 0) * stride + ch * 8;
+        cpAsync16(smemAddr(tile + swz<D>(r, ch * 8)), src, valid);
+    }
+}
+
 __device__ __forceinline__ float quadMax(float v) {
     v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
     return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
@@ -148,6 +164,99 @@ __device__ __forceinline__ void loadQFragments(uint32_t (&qf)[MT][D / 16][4], co
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk)
             ldmatrixX4(qf[mt][kk], smemAddr(sQ + swz<D>(wRow + mt * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8)));
+}
+
+// One step of the forward's online softmax for one warp's MT*16 rows and a BC-key tile, then
+// O += P V. s: the tile's scores, -inf where masked; exponents are s * sl2 (base 2), so callers
+// pass scale * log2(e), or 1 for scores already in base-2 units. m, l: running max (base 2) and
+// sum per row (this thread's quad-partial sum); o: the output accumulators; vt: the swizzled V tile.
+// A row with no allowed key yet keeps m = -inf; mUse = 0 then makes its probabilities and its
+// correction exactly 0 instead of NaN.
+template <int D, int BC, int MT, typename T>
+__device__ __forceinline__ void onlineSoftmaxPV(float (&s)[MT][BC / 8][4], float (&m)[MT][2], float (&l)[MT][2],
+                                                float (&o)[MT][D / 8][4], float sl2, const T* vt, int lane) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (int nt = 0; nt < BC / 8; ++nt) mx = fmaxf(mx, fmaxf(s[mt][nt][2 * r], s[mt][nt][2 * r + 1]));
+            mx = quadMax(mx) * sl2;
+            const float mNew = fmaxf(m[mt][r], mx);
+            const float mUse = mNew == -INFINITY ? 0.f : mNew;
+            const float corr = fastExp2(m[mt][r] - mUse);
+            m[mt][r] = mNew;
+            float sum = 0.f;
+#pragma unroll
+            for (int nt = 0; nt < BC / 8; ++nt)
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    float pv = fastExp2(fmaf(s[mt][nt][2 * r + e], sl2, -mUse));
+                    s[mt][nt][2 * r + e] = pv;
+                    sum += pv;
+                }
+            l[mt][r] = l[mt][r] * corr + sum;
+#pragma unroll
+            for (int dt = 0; dt < D / 8; ++dt) {
+                o[mt][dt][2 * r] *= corr;
+                o[mt][dt][2 * r + 1] *= corr;
+            }
+        }
+    // O += P V: P's C fragments of key columns 16kk.. become the A fragment of k-step kk.
+#pragma unroll
+    for (int kk = 0; kk < BC / 16; ++kk) {
+        uint32_t a[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+            a[mt][0] = packPair<T>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+            a[mt][1] = packPair<T>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+            a[mt][2] = packPair<T>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+            a[mt][3] = packPair<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+        }
+#pragma unroll
+        for (int dp = 0; dp < D / 16; ++dp) {
+            uint32_t bv[4];
+            ldmatrixX4Trans(bv, smemAddr(vt + swz<D>(kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7), dp * 16 + (lane >> 4) * 8)));
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) {
+                mma16816<T>(o[mt][2 * dp], a[mt], bv[0], bv[1]);
+                mma16816<T>(o[mt][2 * dp + 1], a[mt], bv[2], bv[3]);
+            }
+        }
+    }
+}
+
+// The forward's epilogue for one warp: normalises its MT*16 rows (global positions wRow0..), writes
+// lse (natural log) and stages the rows in the swizzled tile sStage (rows wRowLocal..; the Q tile,
+// free by now) to store them to out (row stride outStride) in 16-byte chunks. Rows >= T are dropped.
+template <int D, int MT, typename T>
+__device__ __forceinline__ void storeWarpRows(const float (&o)[MT][D / 8][4], const float (&m)[MT][2], const float (&l)[MT][2],
+                                              int wRow0, T* sStage, int wRowLocal, T* out,
+                                              int64_t outStride, float* lse, int T_, int lane) {
+    const int g = lane / 4, c = lane % 4;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const float lTot = quadSum(l[mt][r]);
+            const float inv = lTot > 0.f ? 1.f / lTot : 0.f;
+            const int rowLocal = wRowLocal + mt * 16 + g + 8 * r;
+#pragma unroll
+            for (int dt = 0; dt < D / 8; ++dt)
+                *reinterpret_cast<uint32_t*>(sStage + swz<D>(rowLocal, dt * 8 + 2 * c)) =
+                    packPair<T>(o[mt][dt][2 * r] * inv, o[mt][dt][2 * r + 1] * inv);
+            if (c == 0 && wRow0 + rowLocal - wRowLocal < T_)
+                lse[wRow0 + rowLocal - wRowLocal] = (m[mt][r] + __log2f(lTot)) * 0.6931471805599453f;
+        }
+    __syncwarp();
+#pragma unroll
+    for (int idx = lane; idx < MT * 16 * D / 8; idx += 32) {
+        const int row = idx / (D / 8), ch = idx % (D / 8);
+        if (wRow0 + row < T_)
+            *reinterpret_cast<uint4*>(out + static_cast<int64_t>(wRow0 + row) * outStride + ch * 8) =
+                *reinterpret_cast<const uint4*>(sStage + swz<D>(wRowLocal + row, ch * 8));
+    }
 }
 
 }  // namespace spanscope::cuda

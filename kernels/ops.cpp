@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "kernels/span_attention.h"
 
@@ -243,6 +244,70 @@ std::tuple<at::Tensor, at::Tensor, AttentionStats> span_attention_stats_cuda(
     return {out, lse, span_attention_stats_from_lse_cuda(q, k, lse, mask, scale, options)};
 }
 
+static_assert(kSparseKPlanBlockRows == cuda::kSparseKBlockRows, "the plan's blocks are the SparseK kernel's query tiles");
+
+void sparsek_attention_planned_cuda_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u,
+                                        const SparseKPlan& plan, int64_t window, double scale, at::Tensor& out,
+                                        at::Tensor& lse) {
+    checkAttentionInputs(q, k, v, SpanMask{MaskKind::Window, window, false});
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+    const int64_t NB = (T + kSparseKPlanBlockRows - 1) / kSparseKPlanBlockRows;
+    CHECK_SHAPE(out, B, H, T, D);
+    CHECK_SHAPE(lse, B, H, T);
+    CHECK_SHAPE(u, B, H, T);
+    CHECK_SHAPE(plan.tau, B, H, T);
+    TORCH_CHECK(plan.blockOffsets.dim() == 1 && plan.blockOffsets.size(0) == B * H * NB + 1,
+                "sparsek attention: block_offsets must have B*H*ceil(T/", kSparseKPlanBlockRows, ") + 1 = ", B * H * NB + 1,
+                " entries, got ", plan.blockOffsets.sizes());
+    TORCH_CHECK(plan.blockKeys.dim() == 1, "sparsek attention: block_keys must be 1-D, got ", plan.blockKeys.sizes());
+    for (const at::Tensor* t : {&u, &plan.tau, static_cast<const at::Tensor*>(&lse)})
+        TORCH_CHECK(t->scalar_type() == at::kFloat && t->is_contiguous() && t->device() == q.device(),
+                    "sparsek attention: u, tau and lse must be contiguous float32 tensors on ", q.device(), ", got ",
+                    t->scalar_type(), " on ", t->device());
+    for (const at::Tensor* t : {&plan.blockOffsets, &plan.blockKeys})
+        TORCH_CHECK(t->scalar_type() == at::kInt && t->is_contiguous() && t->device() == q.device(),
+                    "sparsek attention: block_offsets and block_keys must be contiguous int32 tensors on ", q.device(),
+                    ", got ", t->scalar_type(), " on ", t->device());
+    TORCH_CHECK(out.scalar_type() == q.scalar_type() && out.device() == q.device(),
+                "sparsek attention: out must be ", q.scalar_type(), " on ", q.device());
+    CHECK_LAYOUT(out);
+    const c10::cuda::CUDAGuard guard(q.device());
+    cuda::SparseKAttentionFwdParams p;
+    p.q = q.data_ptr();
+    p.k = k.data_ptr();
+    p.v = v.data_ptr();
+    p.out = out.data_ptr();
+    p.lse = lse.data_ptr<float>();
+    p.u = u.data_ptr<float>();
+    p.tau = plan.tau.data_ptr<float>();
+    p.blockOffsets = plan.blockOffsets.data_ptr<int32_t>();
+    p.blockKeys = plan.blockKeys.data_ptr<int32_t>();
+    p.qs = stridesOf(q);
+    p.ks = stridesOf(k);
+    p.vs = stridesOf(v);
+    p.os = stridesOf(out);
+    p.B = static_cast<int32_t>(B);
+    p.H = static_cast<int32_t>(H);
+    p.T = static_cast<int32_t>(T);
+    p.D = static_cast<int32_t>(D);
+    p.window = static_cast<int32_t>(std::min<int64_t>(window, T + 1));
+    p.scale = static_cast<float>(scale);
+    p.elem = elemOf(q);
+    cuda::sparsek_attention_fwd_launch(p, at::cuda::getCurrentCUDAStream().stream());
+}
+
+std::tuple<at::Tensor, at::Tensor> sparsek_attention_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                                          const at::Tensor& u, double topK, int64_t window, double scale) {
+    checkAttentionInputs(q, k, v, SpanMask{MaskKind::Window, window, false});
+    CHECK_SHAPE(u, q.size(0), q.size(1), q.size(2));
+    TORCH_CHECK(u.device() == q.device(), "sparsek attention: u must be on ", q.device(), ", got ", u.device());
+    const SparseKPlan plan = sparsek_plan(u, topK, window, kSparseKPlanBlockRows, q.device());
+    auto out = at::empty(q.sizes(), q.options());
+    auto lse = at::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(at::kFloat));
+    sparsek_attention_planned_cuda_out(q, k, v, u.to(at::kFloat).contiguous(), plan, window, scale, out, lse);
+    return {out, lse};
+}
+
 // ---- torch operators ----------------------------------------------------------------------------
 namespace {
 
@@ -309,6 +374,42 @@ StatsTuple opStatsCpu(const at::Tensor& q, const at::Tensor& k, const at::Tensor
     return packStats(out, lse, s);
 }
 
+std::tuple<at::Tensor, at::Tensor> opSparseKCuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                                 const at::Tensor& u, double topK, int64_t window, double scale) {
+    return sparsek_attention_cuda(q, k, v, u, topK, window, scale);
+}
+// The CPU reference takes one sequence at a time.
+std::tuple<at::Tensor, at::Tensor> opSparseKCpu(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                                const at::Tensor& u, double topK, int64_t window, double scale) {
+    TORCH_CHECK(q.dim() == 4 && u.dim() == 3 && u.size(0) == q.size(0), "sparsek attention: q must be (B, H, T, D) and u (B, H, T), got ",
+                q.sizes(), " and ", u.sizes());
+    std::vector<at::Tensor> outs, lses;
+    for (int64_t b = 0; b < q.size(0); ++b) {
+        auto [o, l] = sparsek_attention_aten(q.narrow(0, b, 1), k.narrow(0, b, 1), v.narrow(0, b, 1), u.narrow(0, b, 1),
+                                             topK, window, scale);
+        outs.push_back(o);
+        lses.push_back(l);
+    }
+    return {at::cat(outs, 0), at::cat(lses, 0)};
+}
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> opSparseKPlan(const at::Tensor& u, double topK, int64_t window) {
+    SparseKPlan p = sparsek_plan(u, topK, window, kSparseKPlanBlockRows, u.device());
+    return {p.tau, p.blockOffsets, p.blockKeys, at::tensor({p.selectedPairs, p.windowPairs}, at::kLong)};
+}
+std::tuple<at::Tensor, at::Tensor> opSparseKPlannedCuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                                        const at::Tensor& u, const at::Tensor& tau,
+                                                        const at::Tensor& blockOffsets, const at::Tensor& blockKeys,
+                                                        int64_t window, double scale) {
+    SparseKPlan plan;
+    plan.tau = tau;
+    plan.blockOffsets = blockOffsets;
+    plan.blockKeys = blockKeys;
+    auto out = at::empty(q.sizes(), q.options());
+    auto lse = at::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(at::kFloat));
+    sparsek_attention_planned_cuda_out(q, k, v, u, plan, window, scale, out, lse);
+    return {out, lse};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(spanscope, m) {
@@ -318,18 +419,27 @@ TORCH_LIBRARY(spanscope, m) {
           "(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
     m.def("span_attention_backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor dout, str kind, int span, "
           "bool prev_block, float scale) -> (Tensor, Tensor, Tensor)");
+    m.def("sparsek_attention(Tensor q, Tensor k, Tensor v, Tensor u, float top_k, int window, float scale) -> (Tensor, Tensor)");
+    m.def("sparsek_plan(Tensor u, float top_k, int window) -> (Tensor, Tensor, Tensor, Tensor)");
+    m.def("sparsek_attention_planned(Tensor q, Tensor k, Tensor v, Tensor u, Tensor tau, Tensor block_offsets, "
+          "Tensor block_keys, int window, float scale) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(spanscope, CUDA, m) {
     m.impl("span_attention", &opAttentionCuda);
     m.impl("span_attention_stats", &opStatsCuda);
     m.impl("span_attention_backward", &opBackwardCuda);
+    m.impl("sparsek_attention", &opSparseKCuda);
+    m.impl("sparsek_plan", &opSparseKPlan);
+    m.impl("sparsek_attention_planned", &opSparseKPlannedCuda);
 }
 
 TORCH_LIBRARY_IMPL(spanscope, CPU, m) {
     m.impl("span_attention", &opAttentionCpu);
     m.impl("span_attention_stats", &opStatsCpu);
     m.impl("span_attention_backward", &opBackwardCpu);
+    m.impl("sparsek_attention", &opSparseKCpu);
+    m.impl("sparsek_plan", &opSparseKPlan);
 }
 
 }  // namespace spanscope

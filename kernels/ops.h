@@ -7,6 +7,11 @@
 //       beyond_mass, sink_mass, beyond_per_query, entropy_per_query, pooled, rows)
 //   torch.ops.spanscope.span_attention_backward(q, k, v, out, lse, dout, kind, span, prev_block,
 //       scale) -> (dq, dk, dv)
+//   torch.ops.spanscope.sparsek_attention(q, k, v, u, top_k, window, scale) -> (out, lse)
+//   torch.ops.spanscope.sparsek_plan(u, top_k, window) -> (tau, block_offsets, block_keys, pairs)
+//       pairs: int64 [selected pairs, window pairs]
+//   torch.ops.spanscope.sparsek_attention_planned(q, k, v, u, tau, block_offsets, block_keys,
+//       window, scale) -> (out, lse)   (the fused kernel alone, CUDA only: benchmarks)
 // kind is "full", "window" or "block". The CPU dispatch of both operators is the exact reference
 // (attention_cpu.h), so the same call runs on either device.
 //
@@ -21,6 +26,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "kernels/attention_cpu.h"
+#include "kernels/sparsek_plan.h"
 
 namespace spanscope {
 
@@ -52,5 +58,22 @@ std::tuple<at::Tensor, at::Tensor, AttentionStats> span_attention_stats_cuda(
 AttentionStats span_attention_stats_from_lse_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& lse,
                                                   const SpanMask& mask, double scale,
                                                   const AttentionStatsOptions& options);
+
+// Query rows per block of the SparseK kernel: the plan's blockRows for sparsek_attention_planned_cuda_out.
+constexpr int64_t kSparseKPlanBlockRows = 128;
+
+// SparseK attention on CUDA (the rule of kernels/sparsek_attention_cpu.h; same results as
+// sparsek_attention_aten): plans the selection on the host (sparsek_plan), then runs the fused
+// kernel. u: (B, H, T) key scores on q's device, any float dtype. Returns out (B, H, T, D) in q's
+// dtype and lse = log Σ m·exp(s) (B, H, T) fp32.
+std::tuple<at::Tensor, at::Tensor> sparsek_attention_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                                          const at::Tensor& u, double topK, int64_t window, double scale);
+
+// The fused kernel alone, with a plan from sparsek_plan(u, topK, window, kSparseKPlanBlockRows, q's
+// device) (its keys are trusted to be that plan's: ascending positions < T). out, lse as for
+// span_attention_cuda_out.
+void sparsek_attention_planned_cuda_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u,
+                                        const SparseKPlan& plan, int64_t window, double scale, at::Tensor& out,
+                                        at::Tensor& lse);
 
 }  // namespace spanscope

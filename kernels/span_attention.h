@@ -94,4 +94,31 @@ struct SpanStatsParams {
 
 void span_attention_stats_launch(const SpanStatsParams& p, cudaStream_t stream);
 
+// SparseK attention forward (kernels/sparsek_attention_cpu.h's rule): query i attends its window
+// {i-w+1 .. i} with mask 1 and the keys j <= i-w gated by m_ij = clip(u_j - tau_i, 0, 1), i.e.
+// softmax over s_ij + log m_ij. The selection's plan comes from the host (kernels/sparsek_plan.h):
+// tau per query and, per block of kSparseKBlockRows queries, the ascending list of keys that any
+// of its queries selected. The kernel gathers those keys' K/V rows, recomputes m_ij from u and
+// tau, then runs the window tiles; the cost follows window + selected pairs. out, lse as above.
+constexpr int kSparseKBlockRows = 128;
+
+struct SparseKAttentionFwdParams {
+    const void* q = nullptr;
+    const void* k = nullptr;
+    const void* v = nullptr;
+    void* out = nullptr;
+    float* lse = nullptr;              // (B, H, T) contiguous
+    const float* u = nullptr;          // (B, H, T) contiguous key scores
+    const float* tau = nullptr;        // (B, H, T) contiguous thresholds (-inf: no candidates)
+    const int32_t* blockOffsets = nullptr;  // (B*H*nBlocks + 1), nBlocks = ceil(T / kSparseKBlockRows)
+    const int32_t* blockKeys = nullptr;     // ascending key positions per (b, h, block)
+    Strides qs, ks, vs, os;
+    int32_t B = 0, H = 0, T = 0, D = 0;
+    int32_t window = 1;
+    float scale = 1.0f;
+    ElemType elem = ElemType::BF16;
+};
+
+void sparsek_attention_fwd_launch(const SparseKAttentionFwdParams& p, cudaStream_t stream);
+
 }  // namespace spanscope::cuda

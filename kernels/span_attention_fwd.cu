@@ -120,63 +120,14 @@ __global__ void __launch_bounds__(kThreads) span_attention_fwd_kernel(const Span
                             if (j > rowI[mt][r] || j < rowFirst[mt][r]) s[mt][nt][x] = -INFINITY;
                         }
             }
-            // Online softmax (base 2). A row with no allowed key yet keeps m = -inf; mUse = 0 then
-            // makes its probabilities and its correction exactly 0 instead of NaN.
-#pragma unroll
-            for (int mt = 0; mt < kMT; ++mt)
-#pragma unroll
-                for (int r = 0; r < 2; ++r) {
-                    float mx = -INFINITY;
-#pragma unroll
-                    for (int nt = 0; nt < BC / 8; ++nt) mx = fmaxf(mx, fmaxf(s[mt][nt][2 * r], s[mt][nt][2 * r + 1]));
-                    mx = quadMax(mx) * sl2;
-                    const float mNew = fmaxf(m[mt][r], mx);
-                    const float mUse = mNew == -INFINITY ? 0.f : mNew;
-                    const float corr = fastExp2(m[mt][r] - mUse);
-                    m[mt][r] = mNew;
-                    float sum = 0.f;
-#pragma unroll
-                    for (int nt = 0; nt < BC / 8; ++nt)
-#pragma unroll
-                        for (int e = 0; e < 2; ++e) {
-                            float pv = fastExp2(fmaf(s[mt][nt][2 * r + e], sl2, -mUse));
-                            s[mt][nt][2 * r + e] = pv;
-                            sum += pv;
-                        }
-                    l[mt][r] = l[mt][r] * corr + sum;
-#pragma unroll
-                    for (int dt = 0; dt < D / 8; ++dt) {
-                        o[mt][dt][2 * r] *= corr;
-                        o[mt][dt][2 * r + 1] *= corr;
-                    }
-                }
-            // O += P V: P's C fragments of key columns 16kk.. become the A fragment of k-step kk.
-#pragma unroll
-            for (int kk = 0; kk < BC / 16; ++kk) {
-                uint32_t a[kMT][4];
-#pragma unroll
-                for (int mt = 0; mt < kMT; ++mt) {
-                    a[mt][0] = packPair<T>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-                    a[mt][1] = packPair<T>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-                    a[mt][2] = packPair<T>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-                    a[mt][3] = packPair<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-                }
-#pragma unroll
-                for (int dp = 0; dp < D / 16; ++dp) {
-                    uint32_t bv[4];
-                    ldmatrixX4Trans(bv, smemAddr(vt + swz<D>(kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7), dp * 16 + (lane >> 4) * 8)));
-#pragma unroll
-                    for (int mt = 0; mt < kMT; ++mt) {
-                        mma16816<T>(o[mt][2 * dp], a[mt], bv[0], bv[1]);
-                        mma16816<T>(o[mt][2 * dp + 1], a[mt], bv[2], bv[3]);
-                    }
-                }
-            }
+            onlineSoftmaxPV<D, BC, kMT, T>(s, m, l, o, sl2, vt, lane);
         }
         __syncthreads();
     }
 
-    // Epilogue: normalise, stage this warp's rows in sQ (free now), write 16-byte chunks.
+    // Epilogue: normalise, stage this warp's rows in sQ (free now), write 16-byte chunks. Written
+    // out rather than storeWarpRows (mma_tile.cuh): with the helper ptxas spills 32 bytes instead of 12
+    // at d = 64 (nvcc 13.0, 255 registers).
     float* lseg = p.lse + static_cast<int64_t>(bh) * T_;
 #pragma unroll
     for (int mt = 0; mt < kMT; ++mt)

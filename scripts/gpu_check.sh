@@ -26,16 +26,18 @@ for stage in "$@"; do
     sanitize)
       # compute-sanitizer (memcheck, then racecheck) over the CUDA kernel tests at small sizes.
       SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-      FILTER='*SpanAttentionCuda*T100_*:*SpanAttentionCuda*T17_*:*SpanStatsCuda*T100_*:*SpanStatsCuda*T1237_*:SpanAttentionCuda.*'
+      FILTER=${SANITIZE_FILTER:-'*SpanAttentionCuda*T100_*:*SpanAttentionCuda*T17_*:*SpanStatsCuda*T100_*:*SpanStatsCuda*T1237_*:SpanAttentionCuda.*:*SparseKAttentionCuda*T129_*:SparseKAttentionCuda.*'}
       "$SAN" --tool memcheck --error-exitcode 9 "$BUILD/tests/spanscope_engine_tests" --gtest_filter="$FILTER" 2>&1 \
         | tee "$OUT/sanitizer.log" | grep -E "ERROR SUMMARY|PASSED|FAILED|tests ran" ; echo "memcheck rc=${PIPESTATUS[0]}" | tee -a "$OUT/sanitizer.log"
       "$SAN" --tool racecheck --error-exitcode 9 "$BUILD/tests/spanscope_engine_tests" --gtest_filter='*SpanAttentionCuda*block100prev_B2_H3_T100_*:*SpanStatsCuda*window100_H3_T1237*' 2>&1 \
         | tee -a "$OUT/sanitizer.log" | grep -E "RACECHECK SUMMARY|ERROR SUMMARY|PASSED|FAILED" ; echo "racecheck rc=${PIPESTATUS[0]}" | tee -a "$OUT/sanitizer.log" ;;
-    bench|bench-quick|bench-stats|bench-bwd)
+    bench|bench-quick|bench-stats|bench-bwd|bench-sparsek)
       # bench/bench_attention.py against the spanscope_ops shared library built above.
       extra=(); [ "$stage" = bench-quick ] && extra=(--quick); [ "$stage" = bench-stats ] && extra=(--stats-only)
       [ "$stage" = bench-bwd ] && extra=(--backward)
+      [ "$stage" = bench-sparsek ] && extra=(--sparsek)
       PYTHONUNBUFFERED=1 python3 bench/bench_attention.py "$BUILD/kernels/libspanscope_ops.so" "${extra[@]}" \
+        --autotune-budget "${AUTOTUNE_BUDGET:-150}" \
         --out "$OUT/bench.md" 2>&1 | tee "$OUT/bench.log" | grep -v "^d=" ;;
     latency)
       # Warm analysis latency of the default model on CUDA (what a boundary change in the app

@@ -6,12 +6,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
 #include "kernels/attention_cpu.h"
 #include "kernels/sparsek_attention_cpu.h"
 #include "kernels/sparsek_attention_torch.h"
+#include "kernels/sparsek_plan.h"
 
 using namespace spanscope;
 
@@ -211,4 +213,48 @@ TEST(SparseKAttentionBlocked, BadShapesAreClearErrors) {
     EXPECT_THROW(sparsek_attention_aten(q, q, q, at::randn({1, 2, 10}), 2.0, 0, 0.5), c10::Error);  // w = 0
     auto q2 = at::randn({2, 2, 10, 4});
     EXPECT_THROW(sparsek_attention_aten(q2, q2, q2, at::randn({2, 2, 10}), 2.0, 3, 0.5), c10::Error);  // B = 2
+}
+
+// The GPU kernel's plan: tau of every query and, per block of queries, the sorted union of their
+// selected keys — checked against the selection itself (fresh random scores with ties and -inf).
+TEST(SparseKPlan, BlockListsAreTheUnionOfTheBlocksSelections) {
+    at::manual_seed(static_cast<uint64_t>(std::random_device{}()));
+    for (int64_t T : {1, 63, 64, 65, 700})
+        for (double topK : {0.0, 3.5, 20.0})
+            for (int64_t w : {1, 30}) {
+                const int64_t B = 2, H = 2, rows = 64;
+                auto u = at::round(at::randn({B, H, T}) * 8) / 4;  // ties
+                u.masked_fill_(at::rand({B, H, T}) < 0.05, -std::numeric_limits<float>::infinity());
+                const SparseKPlan plan = sparsek_plan(u, topK, w, rows, at::kCPU);
+                const int64_t NB = (T + rows - 1) / rows;
+                ASSERT_EQ(plan.blockOffsets.numel(), B * H * NB + 1);
+                const int32_t* off = plan.blockOffsets.data_ptr<int32_t>();
+                const int32_t* keys = plan.blockKeys.data_ptr<int32_t>();
+                EXPECT_EQ(off[0], 0);
+                EXPECT_EQ(off[B * H * NB], plan.blockKeys.numel());
+                int64_t selected = 0, windowPairs = 0;
+                for (int64_t s = 0; s < B * H; ++s) {
+                    auto us = u.view({B * H, T})[s].contiguous();
+                    const SparseKSelection sel = sparsek_select_cpu(us.data_ptr<float>(), T, topK, w);
+                    selected += static_cast<int64_t>(sel.keys.size());
+                    for (int64_t i = 0; i < T; ++i) {
+                        windowPairs += std::min(i + 1, w);
+                        EXPECT_EQ(plan.tau.view({B * H, T})[s][i].item<float>(), static_cast<float>(sel.tau[static_cast<size_t>(i)]));
+                    }
+                    for (int64_t blk = 0; blk < NB; ++blk) {
+                        std::vector<int32_t> want;
+                        for (int64_t i = blk * rows; i < std::min(T, (blk + 1) * rows); ++i)
+                            for (int64_t n = sel.offsets[static_cast<size_t>(i)]; n < sel.offsets[static_cast<size_t>(i) + 1]; ++n)
+                                want.push_back(sel.keys[static_cast<size_t>(n)]);
+                        std::sort(want.begin(), want.end());
+                        want.erase(std::unique(want.begin(), want.end()), want.end());
+                        const std::vector<int32_t> got(keys + off[s * NB + blk], keys + off[s * NB + blk + 1]);
+                        EXPECT_EQ(got, want) << "T " << T << " k " << topK << " w " << w << " seq " << s << " block " << blk;
+                    }
+                }
+                EXPECT_EQ(plan.selectedPairs, selected);
+                EXPECT_EQ(plan.windowPairs, windowPairs);
+            }
+    EXPECT_THROW(sparsek_plan(at::full({1, 1, 5}, NAN), 2, 1, 64, at::kCPU), c10::Error);
+    EXPECT_THROW(sparsek_plan(at::zeros({1, 5}), 2, 1, 64, at::kCPU), c10::Error);
 }

@@ -1,0 +1,91 @@
+#include "kernels/sparsek_plan.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <limits>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/sparsek_attention_cpu.h"
+
+namespace spanscope {
+
+SparseKPlan sparsek_plan(const at::Tensor& u, double topK, int64_t window, int64_t blockRows, const at::Device& device) {
+    TORCH_CHECK(u.dim() == 3, "sparsek plan: key scores u must be (B, H, T), got ", u.sizes());
+    TORCH_CHECK(topK >= 0 && window >= 1 && blockRows >= 1, "sparsek plan: need k >= 0, w >= 1 and blockRows >= 1, got k = ",
+                topK, ", w = ", window, ", blockRows = ", blockRows);
+    const int64_t B = u.size(0), H = u.size(1), T = u.size(2), BH = B * H;
+    TORCH_CHECK(T < std::numeric_limits<int32_t>::max(), "sparsek plan: T = ", T, " does not fit int32 key positions");
+    const int64_t NB = (T + blockRows - 1) / blockRows;
+    auto uh = u.to(at::kCPU, at::kFloat).contiguous();
+    const float* up = uh.data_ptr<float>();
+    auto tau = at::empty({B, H, T}, at::kFloat);
+    float* taup = tau.data_ptr<float>();
+    std::vector<std::vector<int32_t>> lists(static_cast<size_t>(BH));
+    std::vector<std::vector<int32_t>> lengths(static_cast<size_t>(BH), std::vector<int32_t>(static_cast<size_t>(NB)));
+    std::vector<int64_t> selected(static_cast<size_t>(BH), 0);
+    std::string error;  // the first selection error (bad scores), rethrown below
+    std::mutex errorMutex;
+    at::parallel_for(0, BH, 1, [&](int64_t s0, int64_t s1) {
+        std::vector<int64_t> stamp(static_cast<size_t>(T), -1);
+        for (int64_t s = s0; s < s1; ++s) {
+            SparseKSelection sel;
+            try {
+                sel = sparsek_select_cpu(up + s * T, T, topK, window);
+            } catch (const std::invalid_argument& e) {
+                const std::lock_guard<std::mutex> lock(errorMutex);
+                if (error.empty()) error = e.what();
+                return;
+            }
+            for (int64_t i = 0; i < T; ++i) taup[s * T + i] = static_cast<float>(sel.tau[static_cast<size_t>(i)]);
+            auto& list = lists[static_cast<size_t>(s)];
+            for (int64_t blk = 0; blk < NB; ++blk) {
+                const size_t start = list.size();
+                const int64_t q1 = std::min(T, (blk + 1) * blockRows);
+                for (int64_t i = blk * blockRows; i < q1; ++i)
+                    for (int64_t n = sel.offsets[static_cast<size_t>(i)]; n < sel.offsets[static_cast<size_t>(i) + 1]; ++n) {
+                        const int32_t j = sel.keys[static_cast<size_t>(n)];
+                        if (stamp[static_cast<size_t>(j)] != s * NB + blk) {  // first time in this block
+                            stamp[static_cast<size_t>(j)] = s * NB + blk;
+                            list.push_back(j);
+                        }
+                    }
+                std::sort(list.begin() + static_cast<std::ptrdiff_t>(start), list.end());
+                lengths[static_cast<size_t>(s)][static_cast<size_t>(blk)] = static_cast<int32_t>(list.size() - start);
+            }
+            selected[static_cast<size_t>(s)] = static_cast<int64_t>(sel.keys.size());
+        }
+    });
+    if (!error.empty()) TORCH_CHECK(false, "sparsek plan: ", error);
+    int64_t total = 0;
+    for (const auto& l : lists) total += static_cast<int64_t>(l.size());
+    TORCH_CHECK(total < std::numeric_limits<int32_t>::max(), "sparsek plan: ", total,
+                " key-list entries do not fit int32 offsets (shorter documents or fewer heads per call)");
+    auto offsets = at::empty({BH * NB + 1}, at::kInt);
+    auto keys = at::empty({total}, at::kInt);
+    int32_t* op = offsets.data_ptr<int32_t>();
+    int32_t* kp = keys.data_ptr<int32_t>();
+    int64_t pos = 0;
+    op[0] = 0;
+    for (int64_t s = 0; s < BH; ++s) {
+        const auto& l = lists[static_cast<size_t>(s)];
+        std::copy(l.begin(), l.end(), kp + pos);
+        for (int64_t blk = 0; blk < NB; ++blk) {
+            pos += lengths[static_cast<size_t>(s)][static_cast<size_t>(blk)];
+            op[s * NB + blk + 1] = static_cast<int32_t>(pos);
+        }
+    }
+    SparseKPlan plan;
+    plan.tau = tau.to(device);
+    plan.blockOffsets = offsets.to(device);
+    plan.blockKeys = keys.to(device);
+    for (int64_t x : selected) plan.selectedPairs += x;
+    plan.windowPairs = BH * (T <= window ? T * (T + 1) / 2 : window * (window + 1) / 2 + (T - window) * window);
+    return plan;
+}
+
+}  // namespace spanscope

@@ -1,0 +1,147 @@
+// The fused SparseK attention kernel against the CPU reference (sparsek_attention_aten in fp32 on
+// the same rounded inputs): the kernel's max error must be at most 2x the error PyTorch's own
+// attention makes at the same precision (SDPA with the dense additive mask log m, -inf where not
+// attended, built from the exact selection), plus a small floor. Outputs poisoned with NaN before
+// each run; fresh random inputs and scores (spread or nearly equal: fractional tails; some -inf);
+// ragged lengths; fractional, zero and everything-budgets. Skipped without a GPU.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <sstream>
+
+#include "kernels/attention_cpu.h"
+#include "kernels/ops.h"
+#include "kernels/sparsek_attention_cpu.h"
+#include "tests/kernels/attention_test_util.h"
+
+using namespace spanscope;
+
+namespace {
+
+struct SparseKCase {
+    int64_t B, H, T, D;
+    at::ScalarType dtype;
+    double topK;
+    int64_t window;
+    double spread;  // key scores u ~ N(0, spread²); small spread: long fractional tails
+};
+
+std::string caseName(const SparseKCase& c) {
+    std::ostringstream s;
+    s << "k" << (std::isinf(c.topK) ? std::string("inf") : std::to_string(static_cast<int>(c.topK * 10))) << "_w"
+      << c.window << "_spread" << static_cast<int>(c.spread * 100) << "_B" << c.B << "_H" << c.H << "_T" << c.T << "_D"
+      << c.D << (c.dtype == at::kBFloat16 ? "_bf16" : "_fp16");
+    return s.str();
+}
+void PrintTo(const SparseKCase& c, std::ostream* os) { *os << caseName(c); }
+
+std::vector<SparseKCase> cases() {
+    std::vector<SparseKCase> v;
+    for (int64_t T : {1, 100, 129, 1000})
+        for (int64_t D : {64, 128}) {
+            v.push_back({2, 3, T, D, at::kBFloat16, 16, 37, 4.0});
+            v.push_back({1, 2, T, D, at::kHalf, 7.5, 1, 0.05});
+        }
+    for (int64_t D : {64, 128}) {
+        v.push_back({1, 2, 777, D, at::kBFloat16, 0, 64, 4.0});                                     // nothing selected
+        v.push_back({1, 2, 777, D, at::kBFloat16, std::numeric_limits<double>::infinity(), 100, 1});  // everything
+        v.push_back({1, 3, 2500, D, at::kBFloat16, 64, 256, 3.0});
+        v.push_back({2, 2, 3001, D, at::kHalf, 128.5, 384, 0.3});
+    }
+    return v;
+}
+
+// The dense (T, T) additive mask of one (b, h): 0 on the window, log m on selected keys, -inf elsewhere.
+at::Tensor denseBias(const float* u, int64_t T, double topK, int64_t window) {
+    const SparseKSelection sel = sparsek_select_cpu(u, T, topK, window);
+    auto bias = at::full({T, T}, -std::numeric_limits<float>::infinity(), at::kFloat);
+    auto a = bias.accessor<float, 2>();
+    for (int64_t i = 0; i < T; ++i) {
+        for (int64_t j = std::max<int64_t>(0, i - window + 1); j <= i; ++j) a[i][j] = 0;
+        for (int64_t n = sel.offsets[static_cast<size_t>(i)]; n < sel.offsets[static_cast<size_t>(i) + 1]; ++n)
+            a[i][sel.keys[static_cast<size_t>(n)]] = std::log(sel.mask[static_cast<size_t>(n)]);
+    }
+    return bias;
+}
+
+class SparseKAttentionCudaTest : public ::testing::TestWithParam<SparseKCase> {};
+
+}  // namespace
+
+TEST_P(SparseKAttentionCudaTest, MatchesCpuReferenceWithin2xPyTorchError) {
+    if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA GPU";
+    const SparseKCase c = GetParam();
+    at::manual_seed(static_cast<uint64_t>(std::random_device{}()));
+    auto dev = at::TensorOptions().device(at::kCUDA).dtype(c.dtype);
+    auto q = at::randn({c.B, c.H, c.T, c.D}, dev), k = at::randn({c.B, c.H, c.T, c.D}, dev),
+         v = at::randn({c.B, c.H, c.T, c.D}, dev);
+    auto u = at::randn({c.B, c.H, c.T}, at::kFloat) * c.spread;
+    u.masked_fill_(at::rand({c.B, c.H, c.T}) < 0.02, -std::numeric_limits<float>::infinity());  // never selected
+    const double scale = 1.0 / std::sqrt(static_cast<double>(c.D));
+
+    std::vector<at::Tensor> refOuts, refLses, torchOuts;
+    for (int64_t b = 0; b < c.B; ++b) {
+        auto [o, l] = sparsek_attention_aten(q[b].unsqueeze(0).cpu().to(at::kFloat), k[b].unsqueeze(0).cpu().to(at::kFloat),
+                                             v[b].unsqueeze(0).cpu().to(at::kFloat), u[b].unsqueeze(0), c.topK, c.window,
+                                             scale);
+        refOuts.push_back(o);
+        refLses.push_back(l);
+        std::vector<at::Tensor> biases;
+        for (int64_t h = 0; h < c.H; ++h) biases.push_back(denseBias(u[b][h].contiguous().data_ptr<float>(), c.T, c.topK, c.window));
+        auto bias = at::stack(biases).unsqueeze(0).to(dev);
+        torchOuts.push_back(at::scaled_dot_product_attention(q[b].unsqueeze(0), k[b].unsqueeze(0), v[b].unsqueeze(0), bias, 0.0,
+                                                             false, scale));
+    }
+    auto refOut = at::cat(refOuts), refLse = at::cat(refLses);
+    const double torchErr = test::maxAbs(at::cat(torchOuts), refOut);
+
+    const SparseKPlan plan = sparsek_plan(u, c.topK, c.window, kSparseKPlanBlockRows, q.device());
+    auto out = at::full({c.B, c.H, c.T, c.D}, NAN, dev);
+    auto lse = at::full({c.B, c.H, c.T}, NAN, dev.dtype(at::kFloat));
+    sparsek_attention_planned_cuda_out(q, k, v, u.to(at::kCUDA), plan, c.window, scale, out, lse);
+    ASSERT_FALSE(out.isnan().any().item<bool>()) << caseName(c) << ": unwritten or NaN output elements";
+    ASSERT_FALSE(lse.isnan().any().item<bool>()) << caseName(c) << ": unwritten or NaN lse elements";
+    const double err = test::maxAbs(out, refOut);
+    EXPECT_LE(err, 2 * torchErr + 1e-3) << caseName(c) << ": kernel max error " << err << ", PyTorch " << torchErr;
+    const double lseErr = test::maxAbs(lse, refLse);
+    EXPECT_LE(lseErr, 1e-3 + 1e-4 * refLse.abs().max().item<double>()) << caseName(c) << ": lse max error " << lseErr;
+
+    // The planning entry point computes the same thing.
+    auto [out2, lse2] = sparsek_attention_cuda(q, k, v, u.to(at::kCUDA), c.topK, c.window, scale);
+    EXPECT_TRUE(at::equal(out, out2)) << caseName(c);
+    EXPECT_TRUE(at::equal(lse, lse2)) << caseName(c);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, SparseKAttentionCudaTest, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<SparseKCase>& i) { return caseName(i.param); });
+
+TEST(SparseKAttentionCuda, RejectsBadInputsWithClearMessages) {
+    if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA GPU";
+    auto o = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+    auto q = at::randn({1, 2, 16, 64}, o);
+    auto u = at::randn({1, 2, 16}, o.dtype(at::kFloat));
+    auto expectError = [](auto&& f, const std::string& needle) {
+        try {
+            f();
+            ADD_FAILURE() << "expected an error mentioning '" << needle << "'";
+        } catch (const c10::Error& e) {
+            EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+        }
+    };
+    expectError([&] { sparsek_attention_cuda(q, q, q, u.narrow(2, 0, 8), 4, 4, 1.0); }, "shape");
+    expectError([&] { sparsek_attention_cuda(q, q, q, u.cpu(), 4, 4, 1.0); }, "u must be on");
+    expectError([&] { sparsek_attention_cuda(q, q, q, u, -1, 4, 1.0); }, "k >= 0");
+    expectError([&] { sparsek_attention_cuda(q, q, q, u, 4, 0, 1.0); }, "span must be positive");
+    auto bad = u.clone();
+    bad[0][1][3] = NAN;
+    expectError([&] { sparsek_attention_cuda(q, q, q, bad, 4, 4, 1.0); }, "sparsek plan");
+    SparseKPlan plan = sparsek_plan(u, 4, 4, kSparseKPlanBlockRows, q.device());
+    auto out = at::empty_like(q);
+    auto lse = at::empty({1, 2, 16}, u.options());
+    plan.blockOffsets = plan.blockOffsets.narrow(0, 0, 1);
+    expectError([&] { sparsek_attention_planned_cuda_out(q, q, q, u, plan, 4, 1.0, out, lse); }, "block_offsets");
+}
