@@ -296,12 +296,60 @@ void sparsek_attention_planned_cuda_out(const at::Tensor& q, const at::Tensor& k
     cuda::sparsek_attention_fwd_launch(p, at::cuda::getCurrentCUDAStream().stream());
 }
 
+SparseKPlan sparsek_plan_cuda(const at::Tensor& u, double topK, int64_t window) {
+    TORCH_CHECK(u.dim() == 3 && u.is_cuda(), "sparsek plan: key scores u must be (B, H, T) on a CUDA device, got ", u.sizes(),
+                " on ", u.device());
+    TORCH_CHECK(topK >= 0 && window >= 1, "sparsek plan: need k >= 0 and w >= 1, got k = ", topK, ", w = ", window);
+    const int64_t B = u.size(0), H = u.size(1), T = u.size(2), BH = B * H;
+    const int64_t NB = (T + kSparseKPlanBlockRows - 1) / kSparseKPlanBlockRows;
+    if (topK == 0 || BH == 0 || T == 0) return sparsek_plan(u, topK, window, kSparseKPlanBlockRows, u.device());
+    TORCH_CHECK(T < (int64_t{1} << 30) && BH < (int64_t{1} << 20), "sparsek plan: too large: ", u.sizes());
+    const c10::cuda::CUDAGuard guard(u.device());
+    auto uf = u.to(at::kFloat).contiguous();
+    TORCH_CHECK(!(at::isnan(uf).any().item<bool>() || at::isposinf(uf).any().item<bool>()),
+                "sparsek plan: key scores contain NaN or +inf (NaN and +inf are not scores)");
+    const int64_t region = NB * (cuda::kSparseKPlanCapacity + kSparseKPlanBlockRows);
+    auto i32 = uf.options().dtype(at::kInt);
+    SparseKPlan plan;
+    plan.tau = at::empty({B, H, T}, uf.options());
+    auto local = at::empty({BH, NB + 1}, i32);
+    auto keys = at::empty({BH, region}, i32);
+    auto selected = at::zeros({BH}, uf.options().dtype(at::kLong));
+    auto overflow = at::zeros({1}, i32);
+    cuda::SparseKPlanParams p;
+    p.u = uf.data_ptr<float>();
+    p.tau = plan.tau.data_ptr<float>();
+    p.localOffsets = local.data_ptr<int32_t>();
+    p.keys = keys.data_ptr<int32_t>();
+    p.regionSize = region;
+    p.selected = reinterpret_cast<unsigned long long*>(selected.data_ptr<int64_t>());
+    p.overflow = overflow.data_ptr<int32_t>();
+    p.BH = static_cast<int32_t>(BH);
+    p.T = static_cast<int32_t>(T);
+    p.window = static_cast<int32_t>(std::min<int64_t>(window, T + 1));
+    p.topK = topK;
+    cuda::sparsek_plan_launch(p, at::cuda::getCurrentCUDAStream().stream());
+    if (overflow.item<int32_t>() != 0) return sparsek_plan(u, topK, window, kSparseKPlanBlockRows, u.device());
+    // Each (b, h) wrote its lists back to back in its own region: compact them into one CSR.
+    auto totals = local.select(1, NB).to(at::kLong);                      // (BH)
+    const int64_t total = totals.sum().item<int64_t>();
+    TORCH_CHECK(total < std::numeric_limits<int32_t>::max(), "sparsek plan: ", total,
+                " key-list entries do not fit int32 offsets (shorter documents or fewer heads per call)");
+    auto starts = (totals.cumsum(0) - totals).to(at::kInt);              // exclusive
+    plan.blockOffsets = at::cat({(local.narrow(1, 0, NB) + starts.unsqueeze(1)).flatten(),
+                                 at::full({1}, total, i32)});
+    plan.blockKeys = keys.masked_select(at::arange(region, totals.options()).unsqueeze(0) < totals.unsqueeze(1));
+    plan.selectedPairs = selected.sum().item<int64_t>();
+    plan.windowPairs = BH * (T <= window ? T * (T + 1) / 2 : window * (window + 1) / 2 + (T - window) * window);
+    return plan;
+}
+
 std::tuple<at::Tensor, at::Tensor> sparsek_attention_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                                           const at::Tensor& u, double topK, int64_t window, double scale) {
     checkAttentionInputs(q, k, v, SpanMask{MaskKind::Window, window, false});
     CHECK_SHAPE(u, q.size(0), q.size(1), q.size(2));
     TORCH_CHECK(u.device() == q.device(), "sparsek attention: u must be on ", q.device(), ", got ", u.device());
-    const SparseKPlan plan = sparsek_plan(u, topK, window, kSparseKPlanBlockRows, q.device());
+    const SparseKPlan plan = sparsek_plan_cuda(u, topK, window);
     auto out = at::empty(q.sizes(), q.options());
     auto lse = at::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(at::kFloat));
     sparsek_attention_planned_cuda_out(q, k, v, u.to(at::kFloat).contiguous(), plan, window, scale, out, lse);
@@ -392,9 +440,15 @@ std::tuple<at::Tensor, at::Tensor> opSparseKCpu(const at::Tensor& q, const at::T
     }
     return {at::cat(outs, 0), at::cat(lses, 0)};
 }
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> opSparseKPlan(const at::Tensor& u, double topK, int64_t window) {
-    SparseKPlan p = sparsek_plan(u, topK, window, kSparseKPlanBlockRows, u.device());
+using PlanTuple = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+PlanTuple packPlan(const SparseKPlan& p) {
     return {p.tau, p.blockOffsets, p.blockKeys, at::tensor({p.selectedPairs, p.windowPairs}, at::kLong)};
+}
+PlanTuple opSparseKPlanCpu(const at::Tensor& u, double topK, int64_t window) {
+    return packPlan(sparsek_plan(u, topK, window, kSparseKPlanBlockRows, u.device()));
+}
+PlanTuple opSparseKPlanCuda(const at::Tensor& u, double topK, int64_t window) {
+    return packPlan(sparsek_plan_cuda(u, topK, window));
 }
 std::tuple<at::Tensor, at::Tensor> opSparseKPlannedCuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                                         const at::Tensor& u, const at::Tensor& tau,
@@ -430,7 +484,7 @@ TORCH_LIBRARY_IMPL(spanscope, CUDA, m) {
     m.impl("span_attention_stats", &opStatsCuda);
     m.impl("span_attention_backward", &opBackwardCuda);
     m.impl("sparsek_attention", &opSparseKCuda);
-    m.impl("sparsek_plan", &opSparseKPlan);
+    m.impl("sparsek_plan", &opSparseKPlanCuda);
     m.impl("sparsek_attention_planned", &opSparseKPlannedCuda);
 }
 
@@ -439,7 +493,7 @@ TORCH_LIBRARY_IMPL(spanscope, CPU, m) {
     m.impl("span_attention_stats", &opStatsCpu);
     m.impl("span_attention_backward", &opBackwardCpu);
     m.impl("sparsek_attention", &opSparseKCpu);
-    m.impl("sparsek_plan", &opSparseKPlan);
+    m.impl("sparsek_plan", &opSparseKPlanCpu);
 }
 
 }  // namespace spanscope

@@ -69,9 +69,15 @@ constexpr int64_t kSparseKPlanBlockRows = 128;
 std::tuple<at::Tensor, at::Tensor> sparsek_attention_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                                           const at::Tensor& u, double topK, int64_t window, double scale);
 
-// The fused kernel alone, with a plan from sparsek_plan(u, topK, window, kSparseKPlanBlockRows, q's
-// device) (its keys are trusted to be that plan's: ascending positions < T). out, lse as for
-// span_attention_cuda_out.
+// The selection plan computed on u's GPU (kernels/sparsek_plan.cu: the same tau and lists as the
+// host's sparsek_plan with kSparseKPlanBlockRows), falling back to the host for k = 0 or when an
+// active set outgrows the GPU's capacity (nearly equal scores: an untrained scorer). u: (B, H, T)
+// on a CUDA device, any float dtype; NaN or +inf scores are a c10::Error.
+SparseKPlan sparsek_plan_cuda(const at::Tensor& u, double topK, int64_t window);
+
+// The fused kernel alone, with a plan from sparsek_plan_cuda or sparsek_plan(u, topK, window,
+// kSparseKPlanBlockRows, q's device) (its keys are trusted to be such a plan's: ascending positions
+// < T). out, lse as for span_attention_cuda_out.
 void sparsek_attention_planned_cuda_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u,
                                         const SparseKPlan& plan, int64_t window, double scale, at::Tensor& out,
                                         at::Tensor& lse);

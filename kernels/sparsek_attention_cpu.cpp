@@ -100,14 +100,17 @@ SparseKAttentionResult sparsek_attention_cpu(const std::vector<float>& q, const 
 namespace {
 
 template <typename Score>
-SparseKSelection selectStreaming(const Score* u, int64_t T, double topK, int64_t window, bool withKeys) {
+SparseKSelection selectStreaming(const Score* u, int64_t T, double topK, int64_t window, bool withKeys, int64_t blockRows) {
     if (T < 0) throw std::invalid_argument("sparsek selection: negative length " + std::to_string(T));
     if (window < 1) throw std::invalid_argument("sparsek selection: window must be >= 1, got " + std::to_string(window));
     if (std::isnan(topK) || topK < 0)
         throw std::invalid_argument("sparsek selection: k must be >= 0, got " + std::to_string(topK));
     constexpr double kInf = std::numeric_limits<double>::infinity();
+    if (blockRows < 0) throw std::invalid_argument("sparsek selection: blockRows must be >= 0, got " + std::to_string(blockRows));
     SparseKSelection s;
     s.offsets.assign(static_cast<size_t>(T) + 1, 0);
+    if (blockRows > 0) s.blockOffsets.assign(static_cast<size_t>((T + blockRows - 1) / blockRows) + 1, 0);
+    size_t blockStart = 0;  // where the current block's list begins in blockKeys
     s.tau.assign(static_cast<size_t>(T), -kInf);
     // The active set {z > τ}, sorted by descending score (ties: earlier key first), so the walk
     // starts at the top and dropped entries leave from the back.
@@ -117,11 +120,13 @@ SparseKSelection selectStreaming(const Score* u, int64_t T, double topK, int64_t
     int64_t finite = 0;  // finite candidates so far
     for (int64_t i = 0; i < T; ++i) {
         const int64_t newKey = i - window;  // C_i = {0..i−w}: key i−w joins at query i
+        double newScore = -kInf;
         if (newKey >= 0) {
             const double x = static_cast<double>(u[newKey]);
             if (std::isnan(x) || x == kInf)
                 throw std::invalid_argument("sparsek selection: score of key " + std::to_string(newKey) + " is " +
                                             std::to_string(x) + " (NaN and +inf are not scores)");
+            newScore = x;
             if (x != -kInf) {
                 runningMax = std::max(runningMax, x);
                 // τ bounds every later τ only once the budget binds (at least k finite candidates
@@ -143,25 +148,41 @@ SparseKSelection selectStreaming(const Score* u, int64_t T, double topK, int64_t
                 z.pop_back();
                 index.pop_back();
             }
-            if (withKeys && topK > 0)
-                for (size_t n2 = 0; n2 < z.size(); ++n2) {
-                    s.keys.push_back(index[n2]);
-                    s.mask.push_back(static_cast<float>(std::min(1.0, z[n2] - tau)));
+            if (topK > 0) {
+                s.selectedPairs += static_cast<int64_t>(z.size());
+                if (withKeys)
+                    for (size_t n2 = 0; n2 < z.size(); ++n2) {
+                        s.keys.push_back(index[n2]);
+                        s.mask.push_back(static_cast<float>(std::min(1.0, z[n2] - tau)));
+                    }
+                // The block's union: the whole active set at its first query, then each key that
+                // joins and survives its first query (all others were in the set already).
+                if (blockRows > 0) {
+                    if (i % blockRows == 0) s.blockKeys.insert(s.blockKeys.end(), index.begin(), index.end());
+                    else if (newKey >= 0 && newScore > tau) s.blockKeys.push_back(static_cast<int32_t>(newKey));
                 }
+            }
         }
         s.offsets[static_cast<size_t>(i) + 1] = static_cast<int64_t>(s.keys.size());
+        if (blockRows > 0 && ((i + 1) % blockRows == 0 || i + 1 == T)) {
+            std::sort(s.blockKeys.begin() + static_cast<std::ptrdiff_t>(blockStart), s.blockKeys.end());
+            blockStart = s.blockKeys.size();
+            s.blockOffsets[static_cast<size_t>(i / blockRows) + 1] = static_cast<int64_t>(blockStart);
+        }
     }
     return s;
 }
 
 }  // namespace
 
-SparseKSelection sparsek_select_cpu(const float* u, int64_t T, double topK, int64_t window, bool withKeys) {
-    return selectStreaming(u, T, topK, window, withKeys);
+SparseKSelection sparsek_select_cpu(const float* u, int64_t T, double topK, int64_t window, bool withKeys,
+                                    int64_t blockRows) {
+    return selectStreaming(u, T, topK, window, withKeys, blockRows);
 }
 
-SparseKSelection sparsek_select_cpu(const double* u, int64_t T, double topK, int64_t window, bool withKeys) {
-    return selectStreaming(u, T, topK, window, withKeys);
+SparseKSelection sparsek_select_cpu(const double* u, int64_t T, double topK, int64_t window, bool withKeys,
+                                    int64_t blockRows) {
+    return selectStreaming(u, T, topK, window, withKeys, blockRows);
 }
 
 int64_t sparsek_attended_pairs(int64_t T, int64_t topK, int64_t window) {

@@ -71,12 +71,21 @@ struct SparseKSelection {
     std::vector<int32_t> keys;     // (S) by descending score within a query
     std::vector<float> mask;       // (S) m_ij in (0, 1]
     std::vector<double> tau;       // (T) −inf where C_i is empty
+    int64_t selectedPairs = 0;     // S, counted also when the keys are not kept
+    // With blockRows > 0: per block of blockRows consecutive queries, the ascending union of the
+    // keys its queries select — the key list of the GPU kernel's query tile (kernels/sparsek_plan.h).
+    // It is the active set at the block's first query plus the keys that join it later in the
+    // block, so it costs O(|A|) per block, not O(S).
+    std::vector<int64_t> blockOffsets;  // (ceil(T / blockRows) + 1) CSR by block
+    std::vector<int32_t> blockKeys;
 };
 
 // u: (T) key scores (−inf: never selected). Throws std::invalid_argument like sparsek_attention_cpu.
 // withKeys = false: τ only (offsets all 0, keys and mask empty) — what training's mask needs.
-SparseKSelection sparsek_select_cpu(const float* u, int64_t T, double topK, int64_t window, bool withKeys = true);
-SparseKSelection sparsek_select_cpu(const double* u, int64_t T, double topK, int64_t window, bool withKeys = true);
+SparseKSelection sparsek_select_cpu(const float* u, int64_t T, double topK, int64_t window, bool withKeys = true,
+                                    int64_t blockRows = 0);
+SparseKSelection sparsek_select_cpu(const double* u, int64_t T, double topK, int64_t window, bool withKeys = true,
+                                    int64_t blockRows = 0);
 
 // What SparseK selected in one layer, per head: sums over the queries (the analysis divides the
 // bins by T). Distance bins of kernels/span_mask.h (bin 0: distance 0, b ≥ 1: [2^(b−1), 2^b)).

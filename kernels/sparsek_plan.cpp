@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <utility>
 #include <limits>
 #include <mutex>
 #include <stdexcept>
@@ -31,33 +32,21 @@ SparseKPlan sparsek_plan(const at::Tensor& u, double topK, int64_t window, int64
     std::string error;  // the first selection error (bad scores), rethrown below
     std::mutex errorMutex;
     at::parallel_for(0, BH, 1, [&](int64_t s0, int64_t s1) {
-        std::vector<int64_t> stamp(static_cast<size_t>(T), -1);
         for (int64_t s = s0; s < s1; ++s) {
             SparseKSelection sel;
             try {
-                sel = sparsek_select_cpu(up + s * T, T, topK, window);
+                sel = sparsek_select_cpu(up + s * T, T, topK, window, /*withKeys=*/false, blockRows);
             } catch (const std::invalid_argument& e) {
                 const std::lock_guard<std::mutex> lock(errorMutex);
                 if (error.empty()) error = e.what();
                 return;
             }
             for (int64_t i = 0; i < T; ++i) taup[s * T + i] = static_cast<float>(sel.tau[static_cast<size_t>(i)]);
-            auto& list = lists[static_cast<size_t>(s)];
-            for (int64_t blk = 0; blk < NB; ++blk) {
-                const size_t start = list.size();
-                const int64_t q1 = std::min(T, (blk + 1) * blockRows);
-                for (int64_t i = blk * blockRows; i < q1; ++i)
-                    for (int64_t n = sel.offsets[static_cast<size_t>(i)]; n < sel.offsets[static_cast<size_t>(i) + 1]; ++n) {
-                        const int32_t j = sel.keys[static_cast<size_t>(n)];
-                        if (stamp[static_cast<size_t>(j)] != s * NB + blk) {  // first time in this block
-                            stamp[static_cast<size_t>(j)] = s * NB + blk;
-                            list.push_back(j);
-                        }
-                    }
-                std::sort(list.begin() + static_cast<std::ptrdiff_t>(start), list.end());
-                lengths[static_cast<size_t>(s)][static_cast<size_t>(blk)] = static_cast<int32_t>(list.size() - start);
-            }
-            selected[static_cast<size_t>(s)] = static_cast<int64_t>(sel.keys.size());
+            for (int64_t blk = 0; blk < NB; ++blk)
+                lengths[static_cast<size_t>(s)][static_cast<size_t>(blk)] =
+                    static_cast<int32_t>(sel.blockOffsets[static_cast<size_t>(blk) + 1] - sel.blockOffsets[static_cast<size_t>(blk)]);
+            lists[static_cast<size_t>(s)] = std::move(sel.blockKeys);
+            selected[static_cast<size_t>(s)] = sel.selectedPairs;
         }
     });
     if (!error.empty()) TORCH_CHECK(false, "sparsek plan: ", error);

@@ -1,6 +1,7 @@
 // The selection plan of SparseK attention on a GPU: what the fused kernel
 // (kernels/sparsek_attention_fwd.cu) needs from the exact streaming selection, computed on the
-// host (sparsek_select_cpu per (b, h), O(T · |A|) each, heads in parallel).
+// host (sparsek_select_cpu per (b, h), τ and the block lists only, O(T · |A|) each, heads in
+// parallel).
 //
 // Legend: B batch, H heads, T tokens, NB = ceil(T / blockRows) query blocks, L the total length
 // of the blocks' key lists.
@@ -9,7 +10,8 @@
 //   * per (b, h, block of blockRows queries), the ascending list of keys that at least one of the
 //     block's queries selected (m > 0): blockOffsets (B·H·NB + 1) int32, CSR into blockKeys (L)
 //     int32. Since a key that drops out of a query's selection never returns for later queries,
-//     a block's list holds about k plus the keys that enter while its queries advance.
+//     a block's list holds about k plus the keys that enter while its queries advance; the solver
+//     emits it from its active set in O(|A|) per block.
 // Pure function of its inputs; thread-safe.
 #pragma once
 

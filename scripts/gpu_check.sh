@@ -26,10 +26,11 @@ for stage in "$@"; do
     sanitize)
       # compute-sanitizer (memcheck, then racecheck) over the CUDA kernel tests at small sizes.
       SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-      FILTER=${SANITIZE_FILTER:-'*SpanAttentionCuda*T100_*:*SpanAttentionCuda*T17_*:*SpanStatsCuda*T100_*:*SpanStatsCuda*T1237_*:SpanAttentionCuda.*:*SparseKAttentionCuda*T129_*:SparseKAttentionCuda.*'}
+      FILTER=${SANITIZE_FILTER:-'*SpanAttentionCuda*T100_*:*SpanAttentionCuda*T17_*:*SpanStatsCuda*T100_*:*SpanStatsCuda*T1237_*:SpanAttentionCuda.*:*SparseKAttentionCuda*T129_*:SparseKAttentionCuda.*:SparseKPlanCuda.*'}
       "$SAN" --tool memcheck --error-exitcode 9 "$BUILD/tests/spanscope_engine_tests" --gtest_filter="$FILTER" 2>&1 \
         | tee "$OUT/sanitizer.log" | grep -E "ERROR SUMMARY|PASSED|FAILED|tests ran" ; echo "memcheck rc=${PIPESTATUS[0]}" | tee -a "$OUT/sanitizer.log"
-      "$SAN" --tool racecheck --error-exitcode 9 "$BUILD/tests/spanscope_engine_tests" --gtest_filter='*SpanAttentionCuda*block100prev_B2_H3_T100_*:*SpanStatsCuda*window100_H3_T1237*' 2>&1 \
+      RACE=${RACECHECK_FILTER:-'*SpanAttentionCuda*block100prev_B2_H3_T100_*:*SpanStatsCuda*window100_H3_T1237*:*SparseKAttentionCuda*k160_w37*T129_D64*'}
+      "$SAN" --tool racecheck --error-exitcode 9 "$BUILD/tests/spanscope_engine_tests" --gtest_filter="$RACE" 2>&1 \
         | tee -a "$OUT/sanitizer.log" | grep -E "RACECHECK SUMMARY|ERROR SUMMARY|PASSED|FAILED" ; echo "racecheck rc=${PIPESTATUS[0]}" | tee -a "$OUT/sanitizer.log" ;;
     bench|bench-quick|bench-stats|bench-bwd|bench-sparsek)
       # bench/bench_attention.py against the spanscope_ops shared library built above.

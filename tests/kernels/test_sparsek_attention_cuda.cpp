@@ -145,3 +145,44 @@ TEST(SparseKAttentionCuda, RejectsBadInputsWithClearMessages) {
     plan.blockOffsets = plan.blockOffsets.narrow(0, 0, 1);
     expectError([&] { sparsek_attention_planned_cuda_out(q, q, q, u, plan, 4, 1.0, out, lse); }, "block_offsets");
 }
+
+// The GPU plan (kernels/sparsek_plan.cu) against the host's: the same walk in IEEE double, so tau,
+// the block lists and the pair count must be identical. Scores with ties and -inf, ragged lengths,
+// fractional and large budgets; nearly equal scores overflow the GPU's active-set capacity and
+// must fall back to the host plan.
+TEST(SparseKPlanCuda, EqualsTheHostPlan) {
+    if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA GPU";
+    at::manual_seed(static_cast<uint64_t>(std::random_device{}()));
+    struct Case {
+        int64_t B, H, T, w;
+        double k, spread;
+    };
+    const double inf = std::numeric_limits<double>::infinity();
+    const std::vector<Case> cases = {{2, 3, 1, 1, 3.5, 4},      {1, 2, 127, 1, 3.5, 4},    {1, 2, 128, 50, 16, 4},
+                                     {2, 2, 129, 20, 16, 0.25}, {1, 3, 1000, 37, 7.5, 4},  {1, 2, 1000, 300, inf, 1},
+                                     {1, 2, 5000, 64, 100, 2},  {2, 1, 4099, 384, 128, 4}, {1, 1, 3000, 10, 1, 0.01}};
+    for (const Case& c : cases) {
+        std::ostringstream where;
+        where << "B" << c.B << " H" << c.H << " T" << c.T << " w" << c.w << " k" << c.k << " spread" << c.spread;
+        auto u = at::round(at::randn({c.B, c.H, c.T}) * c.spread * 8) / 8;  // ties
+        u.masked_fill_(at::rand({c.B, c.H, c.T}) < 0.03, -inf);
+        const SparseKPlan host = sparsek_plan(u, c.k, c.w, kSparseKPlanBlockRows, at::kCPU);
+        const SparseKPlan gpu = sparsek_plan_cuda(u.to(at::kCUDA), c.k, c.w);
+        ASSERT_TRUE(gpu.tau.is_cuda() && gpu.blockKeys.is_cuda()) << where.str();
+        EXPECT_TRUE(at::equal(gpu.tau.cpu(), host.tau)) << where.str() << ": tau differs, max "
+                                                        << (gpu.tau.cpu() - host.tau).abs().nan_to_num(0).max().item<float>();
+        EXPECT_TRUE(at::equal(gpu.blockOffsets.cpu(), host.blockOffsets)) << where.str();
+        EXPECT_TRUE(at::equal(gpu.blockKeys.cpu(), host.blockKeys)) << where.str();
+        EXPECT_EQ(gpu.selectedPairs, host.selectedPairs) << where.str();
+        EXPECT_EQ(gpu.windowPairs, host.windowPairs) << where.str();
+    }
+    // Equal scores: the active set grows past the GPU's capacity; the host plan takes over.
+    auto flat = at::zeros({1, 1, 6000});
+    const SparseKPlan host = sparsek_plan(flat, 2500.5, 16, kSparseKPlanBlockRows, at::kCPU);
+    const SparseKPlan gpu = sparsek_plan_cuda(flat.to(at::kCUDA), 2500.5, 16);
+    EXPECT_TRUE(at::equal(gpu.blockKeys.cpu(), host.blockKeys));
+    EXPECT_TRUE(at::equal(gpu.tau.cpu(), host.tau));
+    auto bad = at::randn({1, 1, 50}, at::kCUDA);
+    bad[0][0][7] = NAN;
+    EXPECT_THROW(sparsek_plan_cuda(bad, 4, 4), c10::Error);
+}
