@@ -75,7 +75,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> span_attention_backward_cpu(
 // selections come from sparsek_select_cpu on the host (u is copied there; O(T · |A|) per
 // head); each query block then scores keys [first selected key, q1) and adds log m (0 on the window,
 // −inf elsewhere) before the softmax, so the work is that of full attention on the key range
-// (a fused kernel would touch only the k + w attended keys). q, k, v: (1, H, T, D); u: (1, H, T).
+// (the CUDA kernel, sparsek_attention_cuda in ops.h, touches only the window and the block's
+// selected keys). q, k, v: (1, H, T, D); u: (1, H, T).
 // Returns out (1, H, T, D) in q's dtype and lse = log Σ m·exp(s) (1, H, T) float32.
 std::tuple<at::Tensor, at::Tensor> sparsek_attention_aten(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                                           const at::Tensor& u, double topK, int64_t window, double scale);
