@@ -152,8 +152,9 @@ int main(int argc, char** argv) {
     r->add_option("--max-tokens", report.run.maxTokens, "refuse documents longer than this")->capture_default_str();
     r->add_option("--first-tokens", report.run.firstTokens, "study only the document's first N tokens (0: all)");
     r->add_option("--tint", report.tint, "document figure: tint tokens by loss, delta (minus all-full), attention "
-                                         "(of --query) or beyond (mass beyond the span)")
-        ->check(CLI::IsMember({"loss", "delta", "attention", "beyond"}))->capture_default_str();
+                                         "(of --query), beyond (mass beyond the span) or selections (a SparseK layer's: how often each token "
+                                         "was selected, or with --query the keys that token selected)")
+        ->check(CLI::IsMember({"loss", "delta", "attention", "beyond", "selections"}))->capture_default_str();
     r->add_option("--select-layer", report.selectLayer, "layer of the tint, shaded in the layer stack "
                                                         "(default: the lowest sparse layer)");
     r->add_option("--select-head", report.selectHead, "head of the tint and the layer statistics (default -1: mean)");

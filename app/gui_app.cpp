@@ -450,10 +450,13 @@ void GuiApp::writeState(const std::string& path) const {
     if (s->analysis) {
         const auto& a = *s->analysis;
         nlohmann::json layers = nlohmann::json::array();
-        for (const auto& la : a.layers)
-            layers.push_back({{"spec", la.spec.text()}, {"beyond_mass", la.headMean.beyondMass},
-                              {"mean_distance", la.headMean.meanDistance}, {"pool_rows", la.poolRows},
-                              {"pool_cols", la.poolCols}});
+        for (const auto& la : a.layers) {
+            nlohmann::json l = {{"spec", la.spec.text()}, {"beyond_mass", la.headMean.beyondMass},
+                                {"mean_distance", la.headMean.meanDistance}, {"pool_rows", la.poolRows},
+                                {"pool_cols", la.poolCols}};
+            if (!la.selections.countBins.empty()) l["selected_per_query"] = summarizeSelections(la).selectedPerQuery;
+            layers.push_back(l);
+        }
         j["analysis"] = {{"pattern", a.pattern.text()}, {"boundary", a.pattern.boundary()}, {"mean_loss", a.meanLoss},
                          {"seconds", a.seconds},
                          {"relative_cost", a.cost.relativeCost}, {"query_rows", a.queryRows},

@@ -39,6 +39,7 @@ TokenTint tokenTint(DocumentTint t) {
         case DocumentTint::DeltaLoss: return TokenTint::DeltaLoss;
         case DocumentTint::Attention: return TokenTint::Attention;
         case DocumentTint::BeyondSpan: return TokenTint::BeyondSpan;
+        case DocumentTint::Selections: return TokenTint::Selections;
         default: return TokenTint::Loss;
     }
 }

@@ -7,7 +7,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "engine/analysis.h"
@@ -60,6 +62,60 @@ inline AttentionRow findAttentionRow(const AnalysisResult& a, int64_t query, int
     const int64_t H = static_cast<int64_t>(rows.size()) / (R * T);
     if (H <= 0 || static_cast<int64_t>(rows.size()) != R * H * T) return {};
     return {rows.data() + (it - a.queryRows.begin()) * H * T, H, T};
+}
+
+// The "SparseK selections" tint of the Document view and its print figure, over all T tokens of
+// the analysis. With a query whose row the analysis holds: the mask m of each key it selected in
+// `layer` beyond its window (head mean, or one head), NaN elsewhere. Otherwise: how many queries
+// selected each token (head mean). Empty values and a caption saying why for a layer that is not
+// SparseK.
+struct SelectionTint {
+    std::vector<float> values;  // (T) or empty
+    float hi = 1.0f;            // colour scale 0..hi
+    std::string caption;
+};
+
+inline SelectionTint selectionTint(const AnalysisResult& a, int layer, int head, int64_t query) {
+    SelectionTint t;
+    char buf[200];
+    if (layer < 0 || layer >= static_cast<int>(a.layers.size())) return t;
+    const LayerAnalysis& la = a.layers[static_cast<size_t>(layer)];
+    const SparseKSelectionStats& sel = la.selections;
+    if (sel.countBins.empty()) {
+        std::snprintf(buf, sizeof buf, "layer %d is %s, not SparseK: no selections", layer, la.spec.text().c_str());
+        t.caption = buf;
+        return t;
+    }
+    const auto H = static_cast<int64_t>(sel.heads());
+    const size_t T = static_cast<size_t>(a.numTokens);
+    const auto row = std::find(a.queryRows.begin(), a.queryRows.end(), query);
+    if (query >= 0 && row != a.queryRows.end() && sel.rowKeys.size() == a.queryRows.size() * static_cast<size_t>(H)) {
+        t.values.assign(T, std::numeric_limits<float>::quiet_NaN());
+        const size_t r = static_cast<size_t>(row - a.queryRows.begin());
+        size_t count = 0;
+        for (int64_t h = 0; h < H; ++h) {
+            if (head >= 0 && head != h) continue;
+            const auto& keys = sel.rowKeys[r * static_cast<size_t>(H) + static_cast<size_t>(h)];
+            const auto& mask = sel.rowMask[r * static_cast<size_t>(H) + static_cast<size_t>(h)];
+            count += keys.size();
+            for (size_t n = 0; n < keys.size() && static_cast<size_t>(keys[n]) < T; ++n) {
+                float& cell = t.values[static_cast<size_t>(keys[n])];
+                cell = (std::isnan(cell) ? 0.0f : cell) + mask[n] / static_cast<float>(head >= 0 ? 1 : H);
+            }
+        }
+        const std::string who = head >= 0 ? "head " + std::to_string(head) : "all heads";
+        std::snprintf(buf, sizeof buf, "keys token %lld selected in layer %d (%s, %s): %zu, tint = mask m",
+                      static_cast<long long>(query), layer, la.spec.text().c_str(), who.c_str(), count);
+    } else {
+        t.values = sel.keyPicks;  // how many queries selected each token (head mean)
+        t.hi = std::max(percentile(t.values, 0.99), 1.0f);
+        double perQuery = 0;  // countBins are per-query means per head
+        for (double c : sel.countBins) perQuery += c / static_cast<double>(H);
+        std::snprintf(buf, sizeof buf, "queries that selected each token, layer %d (%.1f keys per query; "
+                      "choose a token for its own selections)", layer, perQuery);
+    }
+    t.caption = buf;
+    return t;
 }
 
 }  // namespace spanscope

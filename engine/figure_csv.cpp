@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -126,12 +127,12 @@ std::string figureCsv(const CostTableFigure& f) {
 
 std::string figureCsv(const DocumentTextFigure& f) {
     // Loss of token t: of predicting it from the tokens before (none for the first token).
-    std::string s = "position,token_id,text,loss,loss_all_full,loss_minus_all_full,attention,beyond_span_mass\n";
+    std::string s = "position,token_id,text,loss,loss_all_full,loss_minus_all_full,attention,beyond_span_mass,sparsek_selection\n";
     for (size_t i = 0; i < f.ids.size(); ++i) {
         const float delta = f.loss[i] - f.fullLoss[i];
         s += num(f.first + static_cast<int64_t>(i)) + "," + std::to_string(f.ids[i]) + "," + text(escapedToken(f.text[i])) +
              "," + num(f.loss[i]) + "," + num(f.fullLoss[i]) + "," + num(delta) + "," + num(f.attention[i]) + "," +
-             num(f.beyond[i]) + "\n";
+             num(f.beyond[i]) + "," + num(i < f.selection.size() ? f.selection[i] : std::numeric_limits<float>::quiet_NaN()) + "\n";
     }
     return s;
 }

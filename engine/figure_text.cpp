@@ -116,14 +116,15 @@ const char* tokenTintName(TokenTint t) {
         case TokenTint::DeltaLoss: return "delta";
         case TokenTint::Attention: return "attention";
         case TokenTint::BeyondSpan: return "beyond";
+        case TokenTint::Selections: return "selections";
     }
     return "loss";
 }
 
 TokenTint parseTokenTint(const std::string& s) {
-    for (TokenTint t : {TokenTint::Loss, TokenTint::DeltaLoss, TokenTint::Attention, TokenTint::BeyondSpan})
+    for (TokenTint t : {TokenTint::Loss, TokenTint::DeltaLoss, TokenTint::Attention, TokenTint::BeyondSpan, TokenTint::Selections})
         if (s == tokenTintName(t)) return t;
-    throw InputError("tint must be loss, delta, attention or beyond, not '" + s + "'");
+    throw InputError("tint must be loss, delta, attention, beyond or selections, not '" + s + "'");
 }
 
 void writeFigure(const std::string& base, const DocumentTextFigure& f) {

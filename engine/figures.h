@@ -76,8 +76,8 @@ struct CostTableFigure {
 };
 
 // What the Document view tints each token by.
-enum class TokenTint { Loss, DeltaLoss, Attention, BeyondSpan };
-const char* tokenTintName(TokenTint t);           // "loss", "delta", "attention", "beyond"
+enum class TokenTint { Loss, DeltaLoss, Attention, BeyondSpan, Selections };
+const char* tokenTintName(TokenTint t);           // "loss", "delta", "attention", "beyond", "selections"
 TokenTint parseTokenTint(const std::string& s);   // InputError for another name
 
 // A window of the document as wrapped text, each token on its tint colour, with a colour bar (the
@@ -95,6 +95,8 @@ struct DocumentTextFigure {
     std::vector<std::string> text;       // (N) each token's bytes (a UTF-8 character may span tokens)
     std::vector<std::string> display;    // (N) what is drawn: printable UTF-8, '\n' for a line break
     std::vector<float> loss, fullLoss, attention, beyond;  // (N) each, NaN: none. loss[i]: of predicting token i
+    std::vector<float> selection;  // (N) SparseK layer: the query's mask m on its selected keys, or (no
+                                   // query) how many queries selected the token; NaN: none (selectionTint)
     // The tint: values (N, NaN: untinted) coloured over [lo, hi]; diverging: blue below 0, red
     // above, scaled by hi; logScale: values are log10 of the attention. caption: what the colours
     // mean, or why there are none.

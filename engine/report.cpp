@@ -115,6 +115,10 @@ std::string documentTitle(const ViewSelection& s) {
             return "Document tinted by the attention of token " + std::to_string(s.query) + ", layer " +
                    std::to_string(s.layer) + (s.head < 0 ? " (head mean)" : ", head " + std::to_string(s.head));
         case TokenTint::BeyondSpan: return "Document tinted by attention mass beyond the span, layer " + std::to_string(s.layer);
+        case TokenTint::Selections:
+            if (s.query < 0) return "Document tinted by how often SparseK selected each token, layer " + std::to_string(s.layer);
+            return "Document tinted by the keys token " + std::to_string(s.query) + " selected (SparseK mask), layer " +
+                   std::to_string(s.layer);
     }
     return "Document";
 }

@@ -119,6 +119,7 @@ DocumentTextFigure documentTextFigure(const AnalysisResult& a, const std::vector
         a.layers.empty() || static_cast<int64_t>(a.layers[static_cast<size_t>(f.layer)].beyondPerToken.size()) != T
             ? nullptr
             : &a.layers[static_cast<size_t>(f.layer)].beyondPerToken;
+    const SelectionTint selections = selectionTint(a, f.layer, f.head, f.query);
     for (int64_t t = f.first; t < end; ++t) {
         const auto& [b, e] = offsets[static_cast<size_t>(t)];
         f.ids.push_back(ids[static_cast<size_t>(t)]);
@@ -127,6 +128,7 @@ DocumentTextFigure documentTextFigure(const AnalysisResult& a, const std::vector
         f.fullLoss.push_back(full ? lossOfToken(*full, t) : kNaN);
         f.attention.push_back(t <= f.query ? row.weight(f.head, t) : kNaN);
         f.beyond.push_back(beyond ? (*beyond)[static_cast<size_t>(t)] : kNaN);
+        f.selection.push_back(static_cast<size_t>(t) < selections.values.size() ? selections.values[static_cast<size_t>(t)] : kNaN);
     }
 
     char buf[160];
@@ -191,6 +193,11 @@ DocumentTextFigure documentTextFigure(const AnalysisResult& a, const std::vector
             f.caption = buf;
             break;
         }
+        case TokenTint::Selections:
+            if (!selections.values.empty()) f.values = f.selection;
+            f.hi = selections.hi;
+            f.caption = selections.caption.empty() ? "no SparseK selections in this analysis" : selections.caption;
+            break;
     }
     return f;
 }

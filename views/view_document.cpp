@@ -283,42 +283,14 @@ void DocumentView::updateTint(const ViewContext& ctx) {
             break;
         }
         case DocumentTint::Selections: {
-            const LayerAnalysis& la = a->layers[static_cast<size_t>(layer)];
-            const SparseKSelectionStats& sel = la.selections;
-            if (sel.countBins.empty()) {
-                std::snprintf(buf, sizeof buf, "layer %d is %s, not SparseK: no selections", layer, la.spec.text().c_str());
-                m_tint.caption = buf;
+            SelectionTint st = selectionTint(*a, layer, ui.head, ui.queryToken);
+            if (st.values.empty()) {
+                m_tint.caption = st.caption;
                 return;
             }
-            const auto H = static_cast<int64_t>(sel.heads());
-            const auto row = std::find(a->queryRows.begin(), a->queryRows.end(), ui.queryToken);
-            if (ui.queryToken >= 0 && row != a->queryRows.end()) {
-                // The keys this query selected beyond its window: the mask m (head mean or one head).
-                values.assign(static_cast<size_t>(T), kNaN);
-                const size_t r = static_cast<size_t>(row - a->queryRows.begin());
-                size_t count = 0;
-                for (int64_t h = 0; h < H; ++h) {
-                    if (ui.head >= 0 && ui.head != h) continue;
-                    const auto& keys = sel.rowKeys[r * static_cast<size_t>(H) + static_cast<size_t>(h)];
-                    const auto& mask = sel.rowMask[r * static_cast<size_t>(H) + static_cast<size_t>(h)];
-                    count += keys.size();
-                    for (size_t n = 0; n < keys.size(); ++n) {
-                        float& cell = values[static_cast<size_t>(keys[n])];
-                        cell = (std::isnan(cell) ? 0.0f : cell) + mask[n] / static_cast<float>(ui.head >= 0 ? 1 : H);
-                    }
-                }
-                m_tint.hi = 1.0f;
-                std::snprintf(buf, sizeof buf, "keys token %lld selected in layer %d (%s, %s): %zu, tint = mask m",
-                              static_cast<long long>(ui.queryToken), layer, la.spec.text().c_str(),
-                              ui.head >= 0 ? ("head " + std::to_string(ui.head)).c_str() : "all heads", count);
-            } else {
-                values = sel.keyPicks;  // how many queries selected each token (head mean)
-                m_tint.hi = std::max(percentile(values, 0.99), 1.0f);
-                const SelectionSummary sum = summarizeSelections(la);
-                std::snprintf(buf, sizeof buf, "queries that selected each token, layer %d (%.1f keys per query; "
-                              "click a token for its own selections)", layer, sum.selectedPerQuery);
-            }
-            m_tint.caption = buf;
+            values = std::move(st.values);
+            m_tint.hi = st.hi;
+            m_tint.caption = st.caption;
             break;
         }
     }

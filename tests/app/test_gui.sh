@@ -78,6 +78,60 @@ timeout 600 xvfb-run -a -s "-screen 0 1400x900x24" "$GUI" --script "$W/script.tx
   --width 1400 --height 900 --frame-log "$W/frames.csv"
 rc=$?
 [ $rc -eq 0 ] || { echo "FAIL: app exited with $rc"; exit 1; }
+# SparseK: a tiny model with a SparseK layer (trained a few steps on the CPU) in the app: the
+# selections tint of the Document view, a query's own selections, and the exported document figure.
+"$CLI" tokenize --tokenizer "$W/tok.json" --out "$W/sk.tokens" $L/GPL-2 >/dev/null 2>&1 || exit 1
+"$CLI" train --train "$W/sk.tokens" --val "$W/sk.tokens" --tokenizer "$W/tok.json" --layers 2 --hidden 64 --heads 2 \
+  --intermediate 128 --context 64 --batch 4 --steps 15 --warmup 2 --pattern "full,sparsek:4/8" --device cpu \
+  --out "$W/skmodel" >"$W/sktrain.log" 2>&1 || { cat "$W/sktrain.log"; echo "FAIL: training the SparseK model"; exit 1; }
+cat >"$W/skscript.txt" <<SCRIPT
+drop $W/skmodel
+drop $W/doc.txt
+wait
+boundary 1
+kind sparsek
+span 8
+wait
+layer 1
+tint selections
+wait
+state $W/k0.json
+screenshot $OUT/gui_sparsek_picks.png
+token 600
+wait
+state $W/k1.json
+screenshot $OUT/gui_sparsek_query600.png
+export $W/skexport
+wait
+state $W/k2.json
+quit
+SCRIPT
+timeout 300 xvfb-run -a -s "-screen 0 1400x900x24" "$GUI" --script "$W/skscript.txt" --settings "$W/sksettings.json" \
+  --width 1400 --height 900 >"$W/skgui.log" 2>&1 || { cat "$W/skgui.log"; echo "FAIL: SparseK session"; exit 1; }
+python3 - "$W" <<'PY' || exit 1
+import csv, json, sys
+w = sys.argv[1]
+k0, k1, k2 = (json.load(open(f"{w}/k{i}.json")) for i in range(3))
+fails = []
+def check(name, cond):
+    print(("ok   " if cond else "FAIL ") + name)
+    if not cond: fails.append(name)
+layers = k0["analysis"]["layers"]
+check(f"layer 1 runs SparseK ({layers[1]['spec']})", layers[1]["spec"].startswith("sparsek:") and layers[1]["spec"].endswith("/8")
+      and "selected_per_query" not in layers[0])
+check(f"its selections are counted ({layers[1].get('selected_per_query')} keys per query)", layers[1].get("selected_per_query", 0) > 0)
+check("the Document view shows the selections tint of layer 1", k0["tint"] == 4 and k0["layer"] == 1)
+check("a chosen query's row is computed", k1["analysis"]["query_rows"] == [600] and k1["query_token"] == 600)
+check(f"export succeeded ({k2['export_error']!r})", k2["export_error"] == "" and not k2["exporting"])
+rows = list(csv.DictReader(open(f"{w}/skexport/document_text.csv")))
+tinted = [r for r in rows if r["sparsek_selection"] not in ("", "nan")]
+check(f"the exported document figure carries the query's selections ({len(tinted)} keys)",
+      tinted and all(0 < float(r["sparsek_selection"]) <= 1 + 1e-6 and int(r["position"]) <= 600 - 8 for r in tinted))
+man = json.load(open(f"{w}/skexport/manifest.json"))
+check("the export's settings name the selections tint", '"tint": "selections"' in json.dumps(man))
+sys.exit(1 if fails else 0)
+PY
+
 # The exported manifest regenerates the figures from the command line.
 "$CLI" report --from "$W/export/manifest.json" --out "$W/regen" >"$W/regen.txt" 2>&1 || { cat "$W/regen.txt"; echo "FAIL: report --from the GUI export"; exit 1; }
 PYTHONPATH="$SRC/tests/app" python3 - "$W" "$OUT" <<'PY'

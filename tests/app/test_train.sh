@@ -183,6 +183,24 @@ keys = [k for head in s["rows"][0] for k in head["keys"]]
 assert keys and max(keys) <= 200 - 8, keys
 print(f"    selected per query {s['selected_per_query']:.2f}, mask {s['mask_per_query']:.3f}")
 PY
+# The report's document figure tinted by the selections: picks per token, and query 200's own keys.
+"$CLI" report --model "$W/sk" --doc "$W/sk_doc.txt" --tint selections --select-layer 1 --out "$W/sk_rep" >"$W/sk_rep.out" 2>&1
+"$CLI" report --model "$W/sk" --doc "$W/sk_doc.txt" --tint selections --select-layer 1 --query 200 --out "$W/sk_rep2" >>"$W/sk_rep.out" 2>&1
+check "the document figure's selection tint matches the analysis" python3 - "$W/sk_an.json" "$W/sk_rep/document_text.csv" "$W/sk_rep2/document_text.csv" <<'PY'
+import csv, json, sys
+s = json.load(open(sys.argv[1]))["layers"][1]["selections"]
+picks = {int(r["position"]): float(r["sparsek_selection"]) for r in csv.DictReader(open(sys.argv[2]))}
+assert picks and all(abs(v - s["key_picks"][p]) < 1e-4 for p, v in picks.items()), "picks differ from the JSON"
+own = {int(r["position"]): r["sparsek_selection"] for r in csv.DictReader(open(sys.argv[3]))}
+want = {}
+for head in s["rows"][0]:
+    for k, m in zip(head["keys"], head["mask"]):
+        want[k] = want.get(k, 0.0) + m / len(s["rows"][0])
+got = {p: float(v) for p, v in own.items() if v not in ("", "nan")}
+shown = {k: m for k, m in want.items() if k in own}
+assert shown and got.keys() == shown.keys() and all(abs(got[k] - shown[k]) < 1e-4 for k in got), (got, shown)
+print(f"    query 200 selected {len(want)} keys ({len(shown)} in the figure's window)")
+PY
 expect_error "SparseK needs a short context (dense reference)" "at most 4096" "$CLI" train "${COMMON[@]}" --pattern "full,sparsek:4/8" --context 8192 --out "$W/sk2"
 
 echo "$passes passed, $fails failed"

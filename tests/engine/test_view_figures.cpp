@@ -107,7 +107,7 @@ TEST(DocumentTextFigure, SplitCharacterShowsWholeWhereItBeginsAndCsvKeepsTheByte
     EXPECT_EQ(f.text[0], "a\xC3");
     const auto lines = csvLines(figureCsv(f));
     ASSERT_EQ(lines.size(), 6u);
-    EXPECT_EQ(lines[0], "position,token_id,text,loss,loss_all_full,loss_minus_all_full,attention,beyond_span_mass");
+    EXPECT_EQ(lines[0], "position,token_id,text,loss,loss_all_full,loss_minus_all_full,attention,beyond_span_mass,sparsek_selection");
     EXPECT_EQ(lines[1].substr(0, 13), "0,10,a\\xC3,,,");
     EXPECT_EQ(lines[2].substr(0, 11), "1,11,\\xA9,1");
     EXPECT_EQ(lines[3].substr(0, 9), "2,12,\\n,2");
@@ -165,6 +165,46 @@ TEST(DocumentTextFigure, AttentionTintIsTheQueryRowOfTheLayerAndHead) {
     f = fx.figure(s);
     EXPECT_TRUE(f.values.empty());
     EXPECT_NE(f.caption.find("not in this analysis"), std::string::npos);
+}
+
+TEST(DocumentTextFigure, SelectionsTintIsTheQuerysMaskOrHowOftenEachTokenWasPicked) {
+    Fixture fx;
+    ViewSelection s;
+    s.tint = TokenTint::Selections;
+    s.layer = 0;  // a full layer: no selections, a caption that says so
+    DocumentTextFigure f = fx.figure(s);
+    EXPECT_TRUE(f.values.empty());
+    EXPECT_NE(f.caption.find("not SparseK"), std::string::npos) << f.caption;
+    // Layer 1 as a SparseK layer (2 heads): query 3 selected key 0 (m 1 and 0.5) and key 1 (head 1, m 0.25).
+    LayerAnalysis& la = fx.a.layers[1];
+    la.spec = LayerSpec::sparseK(1, 2);
+    la.selections.countBins.assign(2 * kNumDistanceBins, 0.0);
+    la.selections.countBins[2] = 0.4;  // per-query means: 0.4 + 0.6 keys per query over the two heads
+    la.selections.countBins[kNumDistanceBins + 2] = 0.6;
+    la.selections.maskBins = la.selections.countBins;
+    la.selections.keyPicks = {3.0f, 1.5f, 0.0f, 0.0f, 0.0f};
+    la.selections.rowKeys = {{0}, {0, 1}};
+    la.selections.rowMask = {{1.0f}, {0.5f, 0.25f}};
+    s.layer = 1;
+    f = fx.figure(s);  // no query: picks per token
+    ASSERT_EQ(f.values.size(), 5u);
+    EXPECT_FLOAT_EQ(f.values[0], 3.0f);
+    EXPECT_FLOAT_EQ(f.values[1], 1.5f);
+    EXPECT_NE(f.caption.find("0.5 keys per query"), std::string::npos) << f.caption;
+    s.query = 3;  // its own selections, head mean
+    f = fx.figure(s);
+    EXPECT_FLOAT_EQ(f.values[0], 0.75f);
+    EXPECT_FLOAT_EQ(f.values[1], 0.125f);
+    EXPECT_TRUE(std::isnan(f.values[2]));
+    EXPECT_FLOAT_EQ(f.hi, 1.0f);
+    const std::vector<std::string> lines = csvLines(figureCsv(f));
+    EXPECT_NE(lines[0].find(",sparsek_selection"), std::string::npos);
+    EXPECT_EQ(lines[1].substr(lines[1].rfind(',') + 1), "0.75");
+    s.head = 1;
+    f = fx.figure(s);
+    EXPECT_FLOAT_EQ(f.values[0], 0.5f);
+    EXPECT_FLOAT_EQ(f.values[1], 0.25f);
+    EXPECT_EQ(parseTokenTint("selections"), TokenTint::Selections);
 }
 
 TEST(LayerStackFigure, RowsAreTheSelectedHeadsStatisticsWithTheBoundary) {
