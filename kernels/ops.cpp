@@ -308,18 +308,19 @@ SparseKPlan sparsek_plan_cuda(const at::Tensor& u, double topK, int64_t window) 
     auto uf = u.to(at::kFloat).contiguous();
     TORCH_CHECK(!(at::isnan(uf).any().item<bool>() || at::isposinf(uf).any().item<bool>()),
                 "sparsek plan: key scores contain NaN or +inf (NaN and +inf are not scores)");
-    const int64_t region = NB * (cuda::kSparseKPlanCapacity + kSparseKPlanBlockRows);
+    const int64_t segBlocks = cuda::kSparseKPlanSegmentBlocks, nSeg = (NB + segBlocks - 1) / segBlocks;
+    const int64_t region = segBlocks * (cuda::kSparseKPlanCapacity + kSparseKPlanBlockRows);
     auto i32 = uf.options().dtype(at::kInt);
     SparseKPlan plan;
     plan.tau = at::empty({B, H, T}, uf.options());
-    auto local = at::empty({BH, NB + 1}, i32);
-    auto keys = at::empty({BH, region}, i32);
+    auto counts = at::zeros({BH, NB}, i32);
+    auto keys = at::empty({BH * nSeg, region}, i32);
     auto selected = at::zeros({BH}, uf.options().dtype(at::kLong));
     auto overflow = at::zeros({1}, i32);
     cuda::SparseKPlanParams p;
     p.u = uf.data_ptr<float>();
     p.tau = plan.tau.data_ptr<float>();
-    p.localOffsets = local.data_ptr<int32_t>();
+    p.blockCounts = counts.data_ptr<int32_t>();
     p.keys = keys.data_ptr<int32_t>();
     p.regionSize = region;
     p.selected = reinterpret_cast<unsigned long long*>(selected.data_ptr<int64_t>());
@@ -330,15 +331,14 @@ SparseKPlan sparsek_plan_cuda(const at::Tensor& u, double topK, int64_t window) 
     p.topK = topK;
     cuda::sparsek_plan_launch(p, at::cuda::getCurrentCUDAStream().stream());
     if (overflow.item<int32_t>() != 0) return sparsek_plan(u, topK, window, kSparseKPlanBlockRows, u.device());
-    // Each (b, h) wrote its lists back to back in its own region: compact them into one CSR.
-    auto totals = local.select(1, NB).to(at::kLong);                      // (BH)
-    const int64_t total = totals.sum().item<int64_t>();
+    // Each (b, h, segment) wrote its blocks' lists back to back in its own region: one CSR of them.
+    auto lengths = counts.flatten().to(at::kLong);
+    const int64_t total = lengths.sum().item<int64_t>();
     TORCH_CHECK(total < std::numeric_limits<int32_t>::max(), "sparsek plan: ", total,
                 " key-list entries do not fit int32 offsets (shorter documents or fewer heads per call)");
-    auto starts = (totals.cumsum(0) - totals).to(at::kInt);              // exclusive
-    plan.blockOffsets = at::cat({(local.narrow(1, 0, NB) + starts.unsqueeze(1)).flatten(),
-                                 at::full({1}, total, i32)});
-    plan.blockKeys = keys.masked_select(at::arange(region, totals.options()).unsqueeze(0) < totals.unsqueeze(1));
+    plan.blockOffsets = at::cat({at::zeros({1}, lengths.options()), lengths.cumsum(0)}).to(at::kInt);
+    auto segTotals = at::constant_pad_nd(counts, {0, nSeg * segBlocks - NB}).view({BH * nSeg, segBlocks}).sum(1).to(at::kLong);
+    plan.blockKeys = keys.masked_select(at::arange(region, segTotals.options()).unsqueeze(0) < segTotals.unsqueeze(1));
     plan.selectedPairs = selected.sum().item<int64_t>();
     plan.windowPairs = BH * (T <= window ? T * (T + 1) / 2 : window * (window + 1) / 2 + (T - window) * window);
     return plan;

@@ -122,21 +122,25 @@ struct SparseKAttentionFwdParams {
 void sparsek_attention_fwd_launch(const SparseKAttentionFwdParams& p, cudaStream_t stream);
 
 // SparseK selection plan on the GPU: the exact streaming selection of sparsek_select_cpu (same
-// walk, same tie order, IEEE double arithmetic without contraction, so the same tau), one thread
-// block per (b, h) walking its query blocks in order. It keeps the active set {z > tau} sorted by
-// descending score (ties: earlier key first) in shared memory, merges each block's 128 joining
-// keys, solves tau for the block's 128 queries in parallel (one thread each), emits the block's
-// key list (ascending) and prunes the set to z > tau of the block's last query. topK > 0 only.
-// An active set beyond kSparseKPlanCapacity entries sets *overflow and stops (the caller then
-// plans on the host).
+// walk, same tie order, IEEE double arithmetic without contraction, so the same tau). One thread
+// block per (b, h) and segment of kSparseKPlanSegmentBlocks query blocks walks its blocks in
+// order: it keeps the active set {z > tau} sorted by descending score (ties: earlier key first) in
+// shared memory, merges each block's 128 joining keys, solves tau for the block's 128 queries in
+// parallel (one thread each), emits the block's key list (ascending) and prunes the set to z > tau
+// of the block's last query. A segment after the first starts from a superset of the active set
+// before it: the keys above a lower bound of that tau found by bisection over the prefix (keys at
+// or below the true tau never change a later walk and are pruned at the first block's end).
+// topK > 0 only. An active set beyond kSparseKPlanCapacity entries sets *overflow and stops (the
+// caller then plans on the host).
 constexpr int kSparseKPlanCapacity = 2048;
+constexpr int kSparseKPlanSegmentBlocks = 4;
 
 struct SparseKPlanParams {
     const float* u = nullptr;          // (BH, T) key scores: finite or -inf (checked by the caller)
     float* tau = nullptr;              // (BH, T)
-    int32_t* localOffsets = nullptr;   // (BH, NB + 1): block lists' offsets inside each (b, h) region
-    int32_t* keys = nullptr;           // (BH, regionSize): each (b, h)'s lists, back to back
-    int64_t regionSize = 0;            // entries per (b, h) region (NB * (capacity + 128) suffices)
+    int32_t* blockCounts = nullptr;    // (BH, NB): length of each block's key list
+    int32_t* keys = nullptr;           // (BH, nSeg, regionSize): each segment's lists, back to back
+    int64_t regionSize = 0;            // entries per segment region (segment blocks * (capacity + 128))
     unsigned long long* selected = nullptr;  // (BH): Σ_i |{z > tau_i}|
     int32_t* overflow = nullptr;       // (1) set to 1 when an active set outgrows the capacity
     int32_t BH = 0, T = 0, window = 1;

@@ -1,8 +1,12 @@
 // SparseK selection plan on the GPU (see kernels/span_attention.h, SparseKPlanParams): the exact
 // streaming selection of sparsek_select_cpu (kernels/sparsek_attention_cpu.cpp), restructured for
-// one thread block of 128 threads per (b, h):
+// one thread block of 128 threads per (b, h) and segment of kSparseKPlanSegmentBlocks query blocks:
 //
-//   for each block of 128 queries [q0, q0 + 128):
+//   0. (segments after the first) the active set before the segment's first query qs is rebuilt
+//      from the prefix: bracket tau(qs - 1) from below by multisection in double (4 passes over
+//      the candidate keys, 16 points each; S(t) >= k keeps t below tau), take the keys above that
+//      bound and bitonic-sort them. Keys between the bound and the true tau are harmless extras;
+//   for each block of 128 queries [q0, q0 + 128) of the segment:
 //     1. the 128 keys that join (key q0 + r - w joins at query q0 + r) are sorted by (score desc,
 //        key asc) with a bitonic network;
 //     2. they are merged into the sorted active set by rank (binary search in the other list);
@@ -27,6 +31,8 @@ namespace {
 
 constexpr int kRows = 128;                                   // queries per block = threads
 constexpr int kCap = kSparseKPlanCapacity + kRows;           // merged set capacity
+constexpr int kSections = 16;                                // multisection points per pass
+constexpr int kSectionPasses = 4;
 
 struct PlanSmem {
     double z[2][kCap];
@@ -37,6 +43,7 @@ struct PlanSmem {
     int32_t keyNew[kRows];
     double tauRow[kRows];
     int32_t scan[kRows];
+    double red[kSections][kRows / 32];
     int32_t count;
 };
 
@@ -118,22 +125,167 @@ __device__ double solveTau(const double* z, const int16_t* join, int n, int r, d
     return current;  // not reached: S reaches m > k before the entries run out
 }
 
+// Sum over the block's 128 threads of v[0..N) (one warp-partial per warp, then thread 0); every
+// thread gets the sums. Contains __syncthreads.
+template <int N>
+__device__ void blockSums(PlanSmem& s, double (&v)[N]) {
+    const int r = threadIdx.x, lane = r % 32, warp = r / 32;
+#pragma unroll
+    for (int p = 0; p < N; ++p) {
+        double x = v[p];
+        for (int o = 16; o > 0; o >>= 1) x = __dadd_rn(x, __shfl_xor_sync(0xffffffffu, x, o));
+        if (lane == 0) s.red[p][warp] = x;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int p = 0; p < N; ++p) {
+        double x = 0;
+        for (int w = 0; w < kRows / 32; ++w) x = __dadd_rn(x, s.red[p][w]);
+        v[p] = x;
+    }
+    __syncthreads();
+}
+
+// Bitonic sort of entries [0, n2) of (z, key) in (score desc, key asc) order; n2 a power of two.
+__device__ void sortSet(double* z, int32_t* key, int n2) {
+    for (int size = 2; size <= n2; size <<= 1)
+        for (int stride = size >> 1; stride > 0; stride >>= 1) {
+            for (int i = threadIdx.x; i < n2; i += kRows) {
+                const int o = i ^ stride;
+                if (o <= i) continue;
+                const bool ascending = (i & size) == 0;
+                const bool swap = ascending ? before(z[o], key[o], z[i], key[i]) : before(z[i], key[i], z[o], key[o]);
+                if (swap) {
+                    const double zt = z[i];
+                    z[i] = z[o];
+                    z[o] = zt;
+                    const int32_t kt = key[i];
+                    key[i] = key[o];
+                    key[o] = kt;
+                }
+            }
+            __syncthreads();
+        }
+}
+
+// The active set before query qs (keys 0..qs-1-W), or a superset whose extra keys lie at or below
+// tau(qs - 1), sorted into s.z[0], s.key[0]. Returns its size, or -1 when it outgrows the capacity.
+__device__ int initialSet(PlanSmem& s, const float* u, int qs, int W, double k) {
+    const int last = qs - 1 - W, r = threadIdx.x;
+    if (last < 0) return 0;
+    double stat[3] = {0, INFINITY, -INFINITY};  // finite count, min, max
+    for (int j = r; j <= last; j += kRows) {
+        const float x = u[j];
+        if (x == -INFINITY) continue;
+        stat[0] += 1;
+        stat[1] = fmin(stat[1], static_cast<double>(x));
+        stat[2] = fmax(stat[2], static_cast<double>(x));
+    }
+    {
+        double cnt[1] = {stat[0]};
+        blockSums(s, cnt);
+        stat[0] = cnt[0];
+    }
+    const int lane = r % 32, warp = r / 32;
+    double mn = stat[1], mx = stat[2];
+    for (int o = 16; o > 0; o >>= 1) {
+        mn = fmin(mn, __shfl_xor_sync(0xffffffffu, mn, o));
+        mx = fmax(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    }
+    if (lane == 0) {
+        s.red[0][warp] = mn;
+        s.red[1][warp] = mx;
+    }
+    __syncthreads();
+    for (int w = 0; w < kRows / 32; ++w) {
+        mn = fmin(mn, s.red[0][w]);
+        mx = fmax(mx, s.red[1][w]);
+    }
+    __syncthreads();
+    const double m = stat[0];
+    if (m == 0) return 0;
+    double lo = -INFINITY;  // k >= m: every finite key is active (tau = min - 1)
+    if (k < m) {
+        lo = __dadd_rn(mn, -1.0);  // S(lo) = m > k
+        double hi = mx;            // S(hi) = 0 < k
+        for (int pass = 0; pass < kSectionPasses; ++pass) {
+            double t[kSections], sum[kSections];
+            const double step = __ddiv_rn(__dadd_rn(hi, -lo), static_cast<double>(kSections + 1));
+#pragma unroll
+            for (int p = 0; p < kSections; ++p) {
+                t[p] = __dadd_rn(lo, __dmul_rn(step, static_cast<double>(p + 1)));
+                sum[p] = 0;
+            }
+            for (int j = r; j <= last; j += kRows) {
+                const float x = u[j];
+                if (x == -INFINITY) continue;
+#pragma unroll
+                for (int p = 0; p < kSections; ++p) sum[p] = __dadd_rn(sum[p], fmin(fmax(__dadd_rn(static_cast<double>(x), -t[p]), 0.0), 1.0));
+            }
+            blockSums(s, sum);
+            // S falls with t: the last point with S >= k is the new lower end, the next the upper.
+            double newLo = lo, newHi = hi;
+            for (int p = 0; p < kSections; ++p)
+                if (sum[p] >= k) newLo = t[p];
+                else {
+                    newHi = t[p];
+                    break;
+                }
+            lo = newLo;
+            hi = newHi;
+        }
+        // The double sums carry rounding (about m * 1e-16 * |z|): step back one more section so that
+        // lo stays at or below tau even if a sum near k was rounded up.
+        lo = __dadd_rn(lo, -__dadd_rn(hi, -lo));
+    }
+    if (r == 0) s.count = 0;
+    __syncthreads();
+    for (int j = r; j <= last; j += kRows) {
+        const float x = u[j];
+        if (x == -INFINITY || !(static_cast<double>(x) > lo)) continue;
+        const int at = atomicAdd(&s.count, 1);
+        if (at < kSparseKPlanCapacity) {
+            s.z[0][at] = static_cast<double>(x);
+            s.key[0][at] = j;
+        }
+    }
+    __syncthreads();
+    const int n = s.count;
+    if (n > kSparseKPlanCapacity) return -1;
+    int n2 = 1;
+    while (n2 < n) n2 <<= 1;
+    for (int e = n + r; e < n2; e += kRows) {
+        s.z[0][e] = -INFINITY;
+        s.key[0][e] = INT32_MAX;
+    }
+    __syncthreads();
+    sortSet(s.z[0], s.key[0], n2);
+    return n;
+}
+
 __global__ void __launch_bounds__(kRows) sparsek_plan_kernel(const SparseKPlanParams p) {
     extern __shared__ __align__(16) unsigned char smemRaw[];
     PlanSmem& s = *reinterpret_cast<PlanSmem*>(smemRaw);
     const int r = threadIdx.x;
-    const int bh = blockIdx.x;
+    const int seg = blockIdx.x, bh = blockIdx.y;
     const int T = p.T, W = p.window;
     const int NB = (T + kRows - 1) / kRows;
+    const int blk0 = seg * kSparseKPlanSegmentBlocks, blk1 = min(NB, blk0 + kSparseKPlanSegmentBlocks);
     const float* u = p.u + static_cast<int64_t>(bh) * T;
     float* tau = p.tau + static_cast<int64_t>(bh) * T;
-    int32_t* localOffsets = p.localOffsets + static_cast<int64_t>(bh) * (NB + 1);
-    int32_t* outKeys = p.keys + static_cast<int64_t>(bh) * p.regionSize;
+    int32_t* blockCounts = p.blockCounts + static_cast<int64_t>(bh) * NB;
+    int32_t* outKeys = p.keys + (static_cast<int64_t>(bh) * gridDim.x + seg) * p.regionSize;
     int cur = 0, nSet = 0, written = 0;
     unsigned long long selected = 0;
-    if (r == 0) localOffsets[0] = 0;
+    if (seg > 0) {
+        nSet = initialSet(s, u, blk0 * kRows, W, p.topK);
+        if (nSet < 0) {
+            if (r == 0) *p.overflow = 1;
+            return;
+        }
+    }
 
-    for (int blk = 0; blk < NB; ++blk) {
+    for (int blk = blk0; blk < blk1; ++blk) {
         const int q0 = blk * kRows;
         // 1. Joining keys, sorted by (z desc, key asc); -inf scores and rows past T sort last.
         const int j = q0 + r - W;
@@ -208,7 +360,7 @@ __global__ void __launch_bounds__(kRows) sparsek_plan_kernel(const SparseKPlanPa
             outKeys[written + rank] = key;
         }
         written += nList;
-        if (r == 0) localOffsets[blk + 1] = written;
+        if (r == 0) blockCounts[blk] = nList;
         // 5. Prune to z > tau of the block's last query, keeping the order: thread r keeps its
         //    contiguous chunk's survivors at its scanned offset.
         const double tLast = s.tauRow[min(kRows, T - q0) - 1];
@@ -241,7 +393,8 @@ void sparsek_plan_launch(const SparseKPlanParams& p, cudaStream_t stream) {
     const size_t smem = sizeof(PlanSmem);
     cudaError_t e = cudaFuncSetAttribute(sparsek_plan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
     if (e != cudaSuccess) throw std::runtime_error(std::string("sparsek plan: ") + cudaGetErrorString(e));
-    sparsek_plan_kernel<<<p.BH, kRows, smem, stream>>>(p);
+    const int nSeg = ((p.T + kRows - 1) / kRows + kSparseKPlanSegmentBlocks - 1) / kSparseKPlanSegmentBlocks;
+    sparsek_plan_kernel<<<dim3(nSeg, p.BH), kRows, smem, stream>>>(p);
     e = cudaGetLastError();
     if (e != cudaSuccess) throw std::runtime_error(std::string("sparsek plan launch failed: ") + cudaGetErrorString(e));
 }

@@ -148,8 +148,9 @@ TEST(SparseKAttentionCuda, RejectsBadInputsWithClearMessages) {
 
 // The GPU plan (kernels/sparsek_plan.cu) against the host's: the same walk in IEEE double, so tau,
 // the block lists and the pair count must be identical. Scores with ties and -inf, ragged lengths,
-// fractional and large budgets; nearly equal scores overflow the GPU's active-set capacity and
-// must fall back to the host plan.
+// fractional and large budgets, several segments (a segment's start rebuilt from its prefix, also
+// where the budget binds only later); nearly equal scores overflow the GPU's active-set capacity
+// and must fall back to the host plan.
 TEST(SparseKPlanCuda, EqualsTheHostPlan) {
     if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA GPU";
     at::manual_seed(static_cast<uint64_t>(std::random_device{}()));
@@ -160,7 +161,8 @@ TEST(SparseKPlanCuda, EqualsTheHostPlan) {
     const double inf = std::numeric_limits<double>::infinity();
     const std::vector<Case> cases = {{2, 3, 1, 1, 3.5, 4},      {1, 2, 127, 1, 3.5, 4},    {1, 2, 128, 50, 16, 4},
                                      {2, 2, 129, 20, 16, 0.25}, {1, 3, 1000, 37, 7.5, 4},  {1, 2, 1000, 300, inf, 1},
-                                     {1, 2, 5000, 64, 100, 2},  {2, 1, 4099, 384, 128, 4}, {1, 1, 3000, 10, 1, 0.01}};
+                                     {1, 2, 5000, 64, 100, 2},  {2, 1, 4099, 384, 128, 4}, {1, 1, 3000, 10, 1, 0.01},
+                                     {1, 2, 1500, 450, 100, 3}, {1, 1, 9000, 1, 300, 0.5}};
     for (const Case& c : cases) {
         std::ostringstream where;
         where << "B" << c.B << " H" << c.H << " T" << c.T << " w" << c.w << " k" << c.k << " spread" << c.spread;
