@@ -175,58 +175,98 @@ std::tuple<at::Tensor, at::Tensor> spanBlockedAttention(const at::Tensor& q, con
     return blockedAttention(q, k, v, scale, bq, [&](int64_t q0, int64_t) { return mask.firstKey(q0); }, restrict, stats);
 }
 
-// What the selections say, from the CSR lists alone (host loops, O(selected pairs)).
-void summarizeSelections(const std::vector<SparseKSelection>& sel, int64_t T, const AttentionStatsOptions& o,
-                         SparseKSelectionStats& r) {
-    const int64_t H = static_cast<int64_t>(sel.size());
-    const int64_t mapQ0 = o.mapQ0, mapQ1 = o.mapQ1 < 0 ? T : o.mapQ1, mapK0 = o.mapK0, mapK1 = o.mapK1 < 0 ? T : o.mapK1;
-    r.poolRows = o.poolSize > 0 ? std::min(o.poolSize, mapQ1 - mapQ0) : 0;
-    r.poolCols = o.poolSize > 0 ? std::min(o.poolSize, mapK1 - mapK0) : 0;
-    r.countBins.assign(static_cast<size_t>(H * kNumDistanceBins), 0.0);
-    r.maskBins.assign(static_cast<size_t>(H * kNumDistanceBins), 0.0);
-    r.keyPicks.assign(static_cast<size_t>(T), 0.0f);
-    r.pooled.assign(static_cast<size_t>(H * r.poolRows * r.poolCols), 0.0f);
-    r.rowKeys.assign(o.queryRows.size() * static_cast<size_t>(H), {});
-    r.rowMask.assign(o.queryRows.size() * static_cast<size_t>(H), {});
-    r.selectedPairs = r.fractionalPairs = 0;
-    auto bin = [](int64_t pos, int64_t lo, int64_t hi, int64_t n) { return (pos - lo) * n / (hi - lo); };
-    std::vector<double> rowsPerBin(static_cast<size_t>(std::max<int64_t>(r.poolRows, 0)), 0.0);
-    for (int64_t i = mapQ0; i < mapQ1 && r.poolRows > 0; ++i) rowsPerBin[static_cast<size_t>(bin(i, mapQ0, mapQ1, r.poolRows))] += 1;
-    for (int64_t h = 0; h < H; ++h) {
-        const SparseKSelection& s = sel[static_cast<size_t>(h)];
-        for (int64_t i = 0; i < T; ++i) {
-            const bool inRows = r.poolRows > 0 && i >= mapQ0 && i < mapQ1;
-            const int64_t qb = inRows ? bin(i, mapQ0, mapQ1, r.poolRows) : 0;
-            for (int64_t n = s.offsets[static_cast<size_t>(i)]; n < s.offsets[static_cast<size_t>(i) + 1]; ++n) {
-                const int64_t j = s.keys[static_cast<size_t>(n)];
-                const float m = s.mask[static_cast<size_t>(n)];
-                const size_t b = static_cast<size_t>(h * kNumDistanceBins + distanceBin(i - j));
-                r.countBins[b] += 1;
-                r.maskBins[b] += m;
-                r.keyPicks[static_cast<size_t>(j)] += 1.0f;  // a count (exact in float); head mean below
-                ++r.selectedPairs;
-                if (m < 1) ++r.fractionalPairs;
-                if (inRows && j >= mapK0 && j < mapK1)
-                    r.pooled[static_cast<size_t>((h * r.poolRows + qb) * r.poolCols + bin(j, mapK0, mapK1, r.poolCols))] +=
-                        1.0f / static_cast<float>(rowsPerBin[static_cast<size_t>(qb)]);
-            }
+// What the selections say (SparseKSelectionStats), accumulated block by block on the tensors'
+// device from the block's selection mask — no per-query key lists on the host.
+class SelectionAccumulator {
+public:
+    SelectionAccumulator(const AttentionStatsOptions& o, int64_t T, int64_t H, const at::TensorOptions& dev)
+        : opt(o), T(T), H(H) {
+        mapQ0 = o.mapQ0;
+        mapQ1 = o.mapQ1 < 0 ? T : o.mapQ1;
+        mapK0 = o.mapK0;
+        mapK1 = o.mapK1 < 0 ? T : o.mapK1;
+        Pq = o.poolSize > 0 ? std::min(o.poolSize, mapQ1 - mapQ0) : 0;
+        Pk = o.poolSize > 0 ? std::min(o.poolSize, mapK1 - mapK0) : 0;
+        auto d = dev.dtype(at::kDouble);
+        countBins = at::zeros({H, kNumDistanceBins}, d);
+        maskBins = at::zeros({H, kNumDistanceBins}, d);
+        keyPicks = at::zeros({T}, d);
+        pooled = at::zeros({H, Pq + 1, Pk + 1}, d);  // an extra "outside the region" bin on each axis
+        pairs = at::zeros({2}, d);                   // selected, fractional
+        rowKeys.assign(o.queryRows.size() * static_cast<size_t>(H), {});
+        rowMask.assign(o.queryRows.size() * static_cast<size_t>(H), {});
+    }
+
+    // sel: (H, bq, bk) bool, the pairs selected beyond the window; m: (H, bq, bk) double, their mask.
+    void add(const at::Tensor& sel, const at::Tensor& m, int64_t q0, int64_t q1, int64_t k0, int64_t k1) {
+        const int64_t bq = q1 - q0, bk = k1 - k0;
+        auto lopt = sel.options().dtype(at::kLong);
+        auto selD = sel.to(at::kDouble);
+        auto i = at::arange(q0, q1, lopt).unsqueeze(1), j = at::arange(k0, k1, lopt).unsqueeze(0);
+        auto d = (i - j).clamp_min(0).to(at::kDouble);                              // (bq, bk)
+        auto bins = at::where(d > 0, at::floor(at::log2(d.clamp_min(1))) + 1, at::zeros_like(d)).to(at::kLong).flatten();
+        countBins.index_add_(1, bins, selD.view({H, bq * bk}));
+        maskBins.index_add_(1, bins, m.view({H, bq * bk}));
+        keyPicks.slice(0, k0, k1).add_(selD.sum(at::IntArrayRef{0, 1}));
+        pairs[0] += selD.sum();
+        pairs[1] += (sel & (m < 1)).sum().to(at::kDouble);
+        if (Pq > 0 && q1 > mapQ0 && q0 < mapQ1) {
+            auto perKeyBin = at::zeros({H, bq, Pk + 1}, selD.options());
+            perKeyBin.index_add_(2, regionBins(j.squeeze(0), mapK0, mapK1, Pk), selD);
+            pooled.index_add_(1, regionBins(i.squeeze(1), mapQ0, mapQ1, Pq), perKeyBin);
         }
-        for (size_t q = 0; q < o.queryRows.size(); ++q) {
-            const int64_t i = o.queryRows[q];
-            auto& keys = r.rowKeys[q * static_cast<size_t>(H) + static_cast<size_t>(h)];
-            auto& mask = r.rowMask[q * static_cast<size_t>(H) + static_cast<size_t>(h)];
-            std::vector<std::pair<int32_t, float>> row;  // by key, for display
-            for (int64_t n = s.offsets[static_cast<size_t>(i)]; n < s.offsets[static_cast<size_t>(i) + 1]; ++n)
-                row.emplace_back(s.keys[static_cast<size_t>(n)], s.mask[static_cast<size_t>(n)]);
-            std::sort(row.begin(), row.end());
-            for (const auto& [key, m] : row) {
-                keys.push_back(key);
-                mask.push_back(m);
+        for (size_t r = 0; r < opt.queryRows.size(); ++r) {
+            const int64_t pos = opt.queryRows[r];
+            if (pos < q0 || pos >= q1) continue;
+            for (int64_t h = 0; h < H; ++h) {
+                auto idx = at::nonzero(sel[h][pos - q0]).flatten();  // ascending
+                auto keys = (idx + k0).to(at::kCPU, at::kInt), mask = m[h][pos - q0].index_select(0, idx).to(at::kCPU, at::kFloat);
+                auto& rk = rowKeys[r * static_cast<size_t>(H) + static_cast<size_t>(h)];
+                auto& rm = rowMask[r * static_cast<size_t>(H) + static_cast<size_t>(h)];
+                rk.insert(rk.end(), keys.data_ptr<int32_t>(), keys.data_ptr<int32_t>() + keys.numel());
+                rm.insert(rm.end(), mask.data_ptr<float>(), mask.data_ptr<float>() + mask.numel());
             }
         }
     }
-    for (float& x : r.keyPicks) x /= static_cast<float>(H);
-}
+
+    void finish(SparseKSelectionStats& r) {
+        auto toVec = [](const at::Tensor& t) {
+            auto c = t.to(at::kCPU, at::kDouble).contiguous();
+            return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+        };
+        r.countBins = toVec(countBins);
+        r.maskBins = toVec(maskBins);
+        const std::vector<double> picks = toVec(keyPicks);
+        r.keyPicks.resize(picks.size());
+        for (size_t t = 0; t < picks.size(); ++t) r.keyPicks[t] = static_cast<float>(picks[t] / static_cast<double>(H));
+        r.poolRows = Pq;
+        r.poolCols = Pk;
+        r.pooled.clear();
+        if (Pq > 0) {
+            auto pos = at::arange(mapQ0, mapQ1, pooled.options().dtype(at::kLong));
+            auto rowsPerBin = at::bincount(regionBins(pos, mapQ0, mapQ1, Pq), {}, Pq).to(at::kDouble).clamp_min(1);
+            auto p = pooled.slice(1, 0, Pq).slice(2, 0, Pk).div(rowsPerBin.view({1, Pq, 1})).to(at::kFloat).to(at::kCPU).contiguous();
+            r.pooled.assign(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
+        }
+        r.rowKeys = std::move(rowKeys);
+        r.rowMask = std::move(rowMask);
+        const std::vector<double> n = toVec(pairs);
+        r.selectedPairs = static_cast<int64_t>(n[0]);
+        r.fractionalPairs = static_cast<int64_t>(n[1]);
+    }
+
+private:
+    static at::Tensor regionBins(const at::Tensor& pos, int64_t lo, int64_t hi, int64_t n) {
+        auto bins = at::div((pos - lo) * n, hi - lo, "floor");
+        return at::where((pos >= lo) & (pos < hi), bins, at::full_like(bins, n));
+    }
+
+    const AttentionStatsOptions& opt;
+    int64_t T, H, mapQ0 = 0, mapQ1 = 0, mapK0 = 0, mapK1 = 0, Pq = 0, Pk = 0;
+    at::Tensor countBins, maskBins, keyPicks, pooled, pairs;
+    std::vector<std::vector<int32_t>> rowKeys;
+    std::vector<std::vector<float>> rowMask;
+};
 
 std::tuple<at::Tensor, at::Tensor> sparsekBlockedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                                            const at::Tensor& u, double topK, int64_t window, double scale,
@@ -239,44 +279,49 @@ std::tuple<at::Tensor, at::Tensor> sparsekBlockedAttention(const at::Tensor& q, 
                 "sparsek attention: key scores u must be (1, H, T) = (1, ", H, ", ", T, "), got ", u.sizes());
     TORCH_CHECK(topK >= 0 && window >= 1, "sparsek attention: need k >= 0 and w >= 1, got ", topK, " and ", window);
     // options.queryRows were checked by the StatsAccumulator (the only caller that has rows).
+    const int64_t bq = queryBlockSize(H, T, SpanMask{}, options.blockElements);
+    // The exact selection on the host gives tau per query and each query block's first selected
+    // key; the mask itself, m_ij = clip(u_j - tau_i, 0, 1) for j <= i - w, is rebuilt per block on
+    // the device (the same numbers: u and tau in double).
     auto uh = u.to(at::kCPU, at::kFloat).contiguous();
     std::vector<SparseKSelection> sel(static_cast<size_t>(H));
     at::parallel_for(0, H, 1, [&](int64_t h0, int64_t h1) {
         for (int64_t h = h0; h < h1; ++h)
-            sel[static_cast<size_t>(h)] = sparsek_select_cpu(uh.data_ptr<float>() + h * T, T, topK, window);
+            sel[static_cast<size_t>(h)] = sparsek_select_cpu(uh.data_ptr<float>() + h * T, T, topK, window, false, bq);
     });
-    if (selStats) summarizeSelections(sel, T, options, *selStats);
+    auto tauHost = at::empty({H, T}, at::kDouble);
+    for (int64_t h = 0; h < H; ++h)
+        std::copy(sel[static_cast<size_t>(h)].tau.begin(), sel[static_cast<size_t>(h)].tau.end(), tauHost.data_ptr<double>() + h * T);
+    auto dev = q.options();
+    auto tau = tauHost.to(dev.device());
+    auto ud = u[0].to(dev.device(), at::kDouble);  // (H, T)
+    std::optional<SelectionAccumulator> selAcc;
+    if (selStats) selAcc.emplace(options, T, H, dev);
     const SpanMask local{MaskKind::Window, window, false};
-    const int64_t bq = queryBlockSize(H, T, SpanMask{}, options.blockElements);
-    auto firstKey = [&](int64_t q0, int64_t q1) {
+    auto firstKey = [&](int64_t q0, int64_t) {
         int64_t k0 = local.firstKey(q0);
-        for (const SparseKSelection& s : sel)
-            for (int64_t n = s.offsets[static_cast<size_t>(q0)]; n < s.offsets[static_cast<size_t>(q1)]; ++n)
-                k0 = std::min<int64_t>(k0, s.keys[static_cast<size_t>(n)]);
+        for (const SparseKSelection& s : sel) {
+            const auto b = static_cast<size_t>(q0 / bq);
+            if (s.blockOffsets[b + 1] > s.blockOffsets[b]) k0 = std::min<int64_t>(k0, s.blockKeys[static_cast<size_t>(s.blockOffsets[b])]);
+        }
         return k0;
     };
     auto restrict = [&](at::Tensor& s, int64_t q0, int64_t q1, int64_t k0, int64_t k1) {
-        const int64_t bk = k1 - k0;
-        auto bias = at::full({1, H, q1 - q0, bk}, -std::numeric_limits<float>::infinity(), s.options());
-        bias.masked_fill_(blockMask(local, q0, q1, k0, k1, s.options()), 0.0);
-        std::vector<int64_t> idx;
-        std::vector<float> val;
-        for (int64_t h = 0; h < H; ++h) {
-            const SparseKSelection& sh = sel[static_cast<size_t>(h)];
-            for (int64_t i = q0; i < q1; ++i)
-                for (int64_t n = sh.offsets[static_cast<size_t>(i)]; n < sh.offsets[static_cast<size_t>(i) + 1]; ++n) {
-                    idx.push_back((h * (q1 - q0) + (i - q0)) * bk + (sh.keys[static_cast<size_t>(n)] - k0));
-                    val.push_back(std::log(sh.mask[static_cast<size_t>(n)]));
-                }
-        }
-        if (!idx.empty()) {
-            auto it = at::from_blob(idx.data(), {static_cast<int64_t>(idx.size())}, at::kLong).to(s.device());
-            auto vt = at::from_blob(val.data(), {static_cast<int64_t>(val.size())}, at::kFloat).to(s.device());
-            bias.view({-1}).index_put_({it}, vt);
-        }
-        s.add_(bias);
+        auto lopt = s.options().dtype(at::kLong);
+        auto i = at::arange(q0, q1, lopt).unsqueeze(1), j = at::arange(k0, k1, lopt).unsqueeze(0);  // (bq, 1), (1, bk)
+        auto inWindow = (j <= i) & ((i - j) < window);
+        auto z = ud.slice(1, k0, k1).unsqueeze(1), t = tau.slice(1, q0, q1).unsqueeze(2);           // (H, 1, bk), (H, bq, 1)
+        auto selected = (j <= i - window).unsqueeze(0) & (z > t);                                   // (H, bq, bk)
+        auto m = at::where(selected, at::clamp_max(z - t, 1.0), at::zeros({}, z.options()));
+        const double inf = std::numeric_limits<double>::infinity();
+        auto bias = at::where(inWindow.unsqueeze(0), at::zeros({}, m.options()),
+                              at::where(selected, at::log(m), at::full({}, -inf, m.options())));
+        s.add_(bias.to(s.scalar_type()).unsqueeze(0));
+        if (selAcc) selAcc->add(selected, m, q0, q1, k0, k1);
     };
-    return blockedAttention(q, k, v, scale, bq, firstKey, restrict, stats);
+    auto result = blockedAttention(q, k, v, scale, bq, firstKey, restrict, stats);
+    if (selAcc) selAcc->finish(*selStats);
+    return result;
 }
 
 }  // namespace
