@@ -203,8 +203,10 @@ public:
         auto lopt = sel.options().dtype(at::kLong);
         auto selD = sel.to(at::kDouble);
         auto i = at::arange(q0, q1, lopt).unsqueeze(1), j = at::arange(k0, k1, lopt).unsqueeze(0);
+        // distanceBin(d) = the bit length of d: frexp's exponent (exact; log2 is not, on CUDA).
         auto d = (i - j).clamp_min(0).to(at::kDouble);                              // (bq, bk)
-        auto bins = at::where(d > 0, at::floor(at::log2(d.clamp_min(1))) + 1, at::zeros_like(d)).to(at::kLong).flatten();
+        auto bits = std::get<1>(at::frexp(d)).to(at::kLong);                       // 0 for d = 0
+        auto bins = bits.flatten();
         countBins.index_add_(1, bins, selD.view({H, bq * bk}));
         maskBins.index_add_(1, bins, m.view({H, bq * bk}));
         keyPicks.slice(0, k0, k1).add_(selD.sum(at::IntArrayRef{0, 1}));
