@@ -206,7 +206,7 @@ public:
         // distanceBin(d) = the bit length of d: frexp's exponent (exact; log2 is not, on CUDA).
         auto d = (i - j).clamp_min(0).to(at::kDouble);                              // (bq, bk)
         auto bits = std::get<1>(at::frexp(d)).to(at::kLong);                       // 0 for d = 0
-        auto bins = bits.flatten();
+        auto bins = bits.clamp_max(kNumDistanceBins - 1).flatten();
         countBins.index_add_(1, bins, selD.view({H, bq * bk}));
         maskBins.index_add_(1, bins, m.view({H, bq * bk}));
         keyPicks.slice(0, k0, k1).add_(selD.sum(at::IntArrayRef{0, 1}));

@@ -302,8 +302,11 @@ SparseKPlan sparsek_plan_cuda(const at::Tensor& u, double topK, int64_t window) 
     TORCH_CHECK(topK >= 0 && window >= 1, "sparsek plan: need k >= 0 and w >= 1, got k = ", topK, ", w = ", window);
     const int64_t B = u.size(0), H = u.size(1), T = u.size(2), BH = B * H;
     const int64_t NB = (T + kSparseKPlanBlockRows - 1) / kSparseKPlanBlockRows;
-    if (topK == 0 || BH == 0 || T == 0) return sparsek_plan(u, topK, window, kSparseKPlanBlockRows, u.device());
-    TORCH_CHECK(T < (int64_t{1} << 30) && BH < (int64_t{1} << 20), "sparsek plan: too large: ", u.sizes());
+    // The host plans what the GPU kernel cannot: nothing selected, no work, a budget beyond the
+    // kernel's active-set capacity (it would overflow), more (b, h) than a grid dimension holds.
+    if (topK == 0 || topK >= cuda::kSparseKPlanCapacity || BH == 0 || T == 0 || BH >= 65536)
+        return sparsek_plan(u, topK, window, kSparseKPlanBlockRows, u.device());
+    TORCH_CHECK(T < (int64_t{1} << 30), "sparsek plan: too long: ", u.sizes());
     const c10::cuda::CUDAGuard guard(u.device());
     auto uf = u.to(at::kFloat).contiguous();
     TORCH_CHECK(!(at::isnan(uf).any().item<bool>() || at::isposinf(uf).any().item<bool>()),

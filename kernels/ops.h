@@ -11,7 +11,8 @@
 //   torch.ops.spanscope.sparsek_plan(u, top_k, window) -> (tau, block_offsets, block_keys, pairs)
 //       pairs: int64 [selected pairs, window pairs]
 //   torch.ops.spanscope.sparsek_attention_planned(q, k, v, u, tau, block_offsets, block_keys,
-//       window, scale) -> (out, lse)   (the fused kernel alone, CUDA only: benchmarks)
+//       window, scale) -> (out, lse)   (the fused kernel alone, CUDA only: benchmarks; the plan
+//       must be sparsek_plan's — shapes and dtypes are checked, the key positions are not)
 // kind is "full", "window" or "block". The CPU dispatch of both operators is the exact reference
 // (attention_cpu.h), so the same call runs on either device.
 //
@@ -70,8 +71,9 @@ std::tuple<at::Tensor, at::Tensor> sparsek_attention_cuda(const at::Tensor& q, c
                                                           const at::Tensor& u, double topK, int64_t window, double scale);
 
 // The selection plan computed on u's GPU (kernels/sparsek_plan.cu: the same tau and lists as the
-// host's sparsek_plan with kSparseKPlanBlockRows), falling back to the host for k = 0 or when an
-// active set outgrows the GPU's capacity (nearly equal scores: an untrained scorer). u: (B, H, T)
+// host's sparsek_plan with kSparseKPlanBlockRows), falling back to the host for k = 0, k beyond
+// the GPU's active-set capacity, B·H >= 65536, or when an active set outgrows that capacity
+// (nearly equal scores: an untrained scorer). Scratch memory: about 17·T int32 per (b, h). u: (B, H, T)
 // on a CUDA device, any float dtype; NaN or +inf scores are a c10::Error.
 SparseKPlan sparsek_plan_cuda(const at::Tensor& u, double topK, int64_t window);
 
