@@ -57,6 +57,7 @@ void GuiScript::step(GuiApp& app) {
         } else if (op == "boundary") ui.boundary = std::stoi(arg);
         else if (op == "kind") ui.sparseKind = arg == "block" ? AttentionKind::Block : arg == "sparsek" ? AttentionKind::SparseK : AttentionKind::Window;
         else if (op == "span") ui.sparseSpan = std::stoll(arg);
+        else if (op == "topk") ui.sparseTopK = std::max<int64_t>(1, std::stoll(arg));
         else if (op == "layer") ui.layer = std::stoi(arg);
         else if (op == "head") ui.head = std::stoi(arg);
         else if (op == "token") ui.queryToken = std::stoll(arg);

@@ -2,7 +2,8 @@
 //
 //   model DIR | doc FILE | drop PATH      open (drop: as if dropped on the window)
 //   wait                                  until the engine (and a running export) has done everything asked
-//   boundary N | kind window|block | span N | layer N | head N | token N | tint loss|delta|attention|beyond
+//   boundary N | kind window|block|sparsek | span N | topk N (SparseK's k) | layer N | head N | token N
+//   tint loss|delta|attention|beyond|selections
 //   zoom X0 X1 Y0 Y1                      attention-map view region as fractions of the document
 //   sweep | compare PATTERN | focus VIEW  actions
 //   frames N                              draw N frames before the next command

@@ -20,7 +20,8 @@ std::string defaultSettingsPath() {
 
 nlohmann::json uiStateToJson(const UiState& ui) {
     return {{"boundary", ui.boundary},          {"sparse_kind", attentionKindName(ui.sparseKind)},
-            {"sparse_span", ui.sparseSpan},     {"prev_block", ui.prevBlock},
+            {"sparse_span", ui.sparseSpan},     {"sparse_top_k", ui.sparseTopK},
+            {"prev_block", ui.prevBlock},
             {"layer", ui.layer},                {"head", ui.head},
             {"query_token", ui.queryToken},     {"tint", static_cast<int>(ui.tint)},
             {"map_log", ui.mapLog},             {"map_overlay", ui.mapOverlay},
@@ -41,8 +42,9 @@ UiState loadUiState(const std::string& path) {
     try {
         ui.boundary = j.value("boundary", ui.boundary);
         std::string kind = j.value("sparse_kind", std::string("window"));
-        ui.sparseKind = kind == "block" ? AttentionKind::Block : AttentionKind::Window;
+        ui.sparseKind = kind == "block" ? AttentionKind::Block : kind == "sparsek" ? AttentionKind::SparseK : AttentionKind::Window;
         ui.sparseSpan = std::max<int64_t>(1, j.value("sparse_span", ui.sparseSpan));
+        ui.sparseTopK = std::max<int64_t>(1, j.value("sparse_top_k", ui.sparseTopK));
         ui.prevBlock = j.value("prev_block", ui.prevBlock);
         ui.head = j.value("head", ui.head);
         ui.tint = static_cast<DocumentTint>(std::clamp(j.value("tint", 0), 0, 4));

@@ -26,6 +26,7 @@ struct UiState {
     int boundary = 4;
     AttentionKind sparseKind = AttentionKind::Window;
     int64_t sparseSpan = 512;
+    int64_t sparseTopK = 64;   // SparseK's k: keys each query selects beyond its window of sparseSpan
     bool prevBlock = false;
     // Selection.
     int layer = 0;

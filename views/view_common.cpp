@@ -13,7 +13,7 @@ namespace spanscope {
 LayerSpec UiState::sparseSpec() const {
     switch (sparseKind) {
         case AttentionKind::Block: return LayerSpec::block(sparseSpan, prevBlock);
-        case AttentionKind::SparseK: return LayerSpec::sparseK(64, sparseSpan);
+        case AttentionKind::SparseK: return LayerSpec::sparseK(sparseTopK, sparseSpan);
         default: return LayerSpec::window(sparseSpan);
     }
 }

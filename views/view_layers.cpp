@@ -80,6 +80,11 @@ private:
             ImGui::SameLine();
             ImGui::Checkbox("+prev", &ui.prevBlock);
         }
+        if (ui.sparseKind == AttentionKind::SparseK) {  // k selected keys beyond the window of `span`
+            int topK = static_cast<int>(ui.sparseTopK);
+            ImGui::SetNextItemWidth(110);
+            if (ImGui::SliderInt("k", &topK, 1, 4096, "%d", ImGuiSliderFlags_Logarithmic)) ui.sparseTopK = std::max(1, topK);
+        }
         ImGui::SetNextItemWidth(120);
         if (ImGui::SliderInt("boundary l", &ui.boundary, 0, L)) ui.boundary = std::clamp(ui.boundary, 0, L);
         ImGui::SameLine();

@@ -84,13 +84,14 @@ rc=$?
 "$CLI" train --train "$W/sk.tokens" --val "$W/sk.tokens" --tokenizer "$W/tok.json" --layers 2 --hidden 64 --heads 2 \
   --intermediate 128 --context 64 --batch 4 --steps 15 --warmup 2 --pattern "full,sparsek:4/8" --device cpu \
   --out "$W/skmodel" >"$W/sktrain.log" 2>&1 || { cat "$W/sktrain.log"; echo "FAIL: training the SparseK model"; exit 1; }
+# The pattern comes from saved settings (SparseK with k = 7, window 8, boundary 1); the script then sets k = 4.
+echo '{"boundary": 1, "sparse_kind": "sparsek", "sparse_span": 8, "sparse_top_k": 7}' >"$W/sksettings.json"
 cat >"$W/skscript.txt" <<SCRIPT
 drop $W/skmodel
 drop $W/doc.txt
 wait
-boundary 1
-kind sparsek
-span 8
+state $W/k00.json
+topk 4
 wait
 layer 1
 tint selections
@@ -117,8 +118,8 @@ def check(name, cond):
     print(("ok   " if cond else "FAIL ") + name)
     if not cond: fails.append(name)
 layers = k0["analysis"]["layers"]
-check(f"layer 1 runs SparseK ({layers[1]['spec']})", layers[1]["spec"].startswith("sparsek:") and layers[1]["spec"].endswith("/8")
-      and "selected_per_query" not in layers[0])
+check(f"layer 1 runs the chosen SparseK k and window ({layers[1]['spec']})", layers[1]["spec"] == "sparsek:4/8"
+      and k0["sparse_top_k"] == 4 and "selected_per_query" not in layers[0])
 check(f"its selections are counted ({layers[1].get('selected_per_query')} keys per query)", layers[1].get("selected_per_query", 0) > 0)
 check("the Document view shows the selections tint of layer 1", k0["tint"] == 4 and k0["layer"] == 1)
 check("a chosen query's row is computed", k1["analysis"]["query_rows"] == [600] and k1["query_token"] == 600)
@@ -129,6 +130,9 @@ check(f"the exported document figure carries the query's selections ({len(tinted
       tinted and all(0 < float(r["sparsek_selection"]) <= 1 + 1e-6 and int(r["position"]) <= 600 - 8 for r in tinted))
 man = json.load(open(f"{w}/skexport/manifest.json"))
 check("the export's settings name the selections tint", '"tint": "selections"' in json.dumps(man))
+k00 = json.load(open(f"{w}/k00.json"))
+check(f"saved settings restore SparseK with its k ({k00['analysis']['layers'][1]['spec']})",
+      k00["sparse_kind"] == "sparsek" and k00["sparse_top_k"] == 7 and k00["analysis"]["layers"][1]["spec"] == "sparsek:7/8")
 sys.exit(1 if fails else 0)
 PY
 
