@@ -33,6 +33,50 @@ int64_t queryBlockSize(int64_t batchHeads, int64_t T, const SpanMask& mask, int6
     return std::min(bq, std::max<int64_t>(T, 1));
 }
 
+// Bin of each position in [lo, hi) among n bins; positions outside go to the extra bin n.
+at::Tensor regionBins(const at::Tensor& pos, int64_t lo, int64_t hi, int64_t n) {
+    auto bins = at::div((pos - lo) * n, hi - lo, "floor");
+    return at::where((pos >= lo) & (pos < hi), bins, at::full_like(bins, n));
+}
+
+// Prefix sums of one block's per-row values along its keys, for sums over key ranges without
+// scatter: with C[h, r, c] = Σ of p[h, r, 0..c] (fp64, so small bins do not drown in rounding),
+// the sum over key columns (a, b] of row r is C[b] − C[a]. p: (H, bq, bk) for queries [q0, q1) x
+// keys [k0, k1).
+struct BlockPrefix {
+    at::Tensor sum;  // (H, bq, bk) double
+    int64_t H, bq, bk, q0, k0;
+
+    BlockPrefix(const at::Tensor& p, int64_t q0_, int64_t k0_)
+        : sum(p.to(at::kDouble).cumsum(-1)), H(p.size(0)), bq(p.size(1)), bk(p.size(2)), q0(q0_), k0(k0_) {}
+
+    // C at key column idx per row (idx: (bq, n) or (1, n) long), 0 for idx < 0: (H, bq, n).
+    at::Tensor at(const at::Tensor& idx) const {
+        auto full = idx.expand({bq, idx.size(1)});
+        auto gathered = sum.gather(2, full.clamp(0, bk - 1).unsqueeze(0).expand({H, bq, idx.size(1)}));
+        return gathered * (full >= 0).to(at::kDouble).unsqueeze(0);
+    }
+    at::Tensor rows() const { return at::arange(q0, q0 + bq, sum.options().dtype(at::kLong)).unsqueeze(1); }
+    // Per row, the sum over each log2-distance bin (kernels/span_mask.h): (H, bq, NB).
+    at::Tensor distanceBins() const {
+        auto thresholds = at::empty({1, kNumDistanceBins + 1}, sum.options().dtype(at::kLong));  // D_b; D_NB past all
+        for (int64_t b = 0; b <= kNumDistanceBins; ++b) thresholds[0][b] = b == 0 ? 0 : (int64_t{1} << (b - 1));
+        auto atLeast = at(rows() - thresholds - k0);  // (H, bq, NB+1): sum at distance >= D_b
+        return atLeast.slice(2, 0, kNumDistanceBins) - atLeast.slice(2, 1, kNumDistanceBins + 1);
+    }
+    // Per row, the sum over each of the Pk key bins of [mapK0, mapK1) (bin b covers
+    // [start_b, start_{b+1}), start_b = mapK0 + ceil(b·len/Pk)), plus a last zero column: (H, bq, Pk+1).
+    at::Tensor keyBins(int64_t mapK0, int64_t mapK1, int64_t Pk) const {
+        const int64_t len = mapK1 - mapK0;
+        auto starts = at::empty({1, Pk + 1}, sum.options().dtype(at::kLong));
+        for (int64_t b = 0; b <= Pk; ++b) starts[0][b] = mapK0 + (b * len + Pk - 1) / Pk;
+        auto edges = at(starts - 1 - k0);  // (H, bq, Pk+1)
+        auto bins = at::zeros({H, bq, Pk + 1}, edges.options());
+        bins.slice(2, 0, Pk).copy_(edges.slice(2, 1, Pk + 1) - edges.slice(2, 0, Pk));
+        return bins;
+    }
+};
+
 struct StatsAccumulator {
     const AttentionStatsOptions& opt;
     int64_t T, H, P;
@@ -66,57 +110,33 @@ struct StatsAccumulator {
     }
 
     // p, logp: (H, bq, bk) probabilities and log-probabilities of queries [q0,q1) x keys [k0,k1).
-    // Bin of each position in [lo, hi) among n bins; positions outside go to the extra bin n.
-    static at::Tensor regionBins(const at::Tensor& pos, int64_t lo, int64_t hi, int64_t n) {
-        auto bins = at::div((pos - lo) * n, hi - lo, "floor");
-        return at::where((pos >= lo) & (pos < hi), bins, at::full_like(bins, n));
-    }
 
     // Everything but the entropy comes from one prefix sum along the keys: with
     // C[h, r, c] = mass of query q0+r on keys k0..k0+c, the mass at distance >= D is
     // C[.., i - D - k0], a key bin's mass is a difference of two prefixes, and the mean distance
     // is i - sum_j p_ij j. Prefix sums in fp64, so small bins do not drown in rounding.
     void add(const at::Tensor& p, const at::Tensor& logp, int64_t q0, int64_t q1, int64_t k0, int64_t k1) {
-        const int64_t bq = q1 - q0, bk = k1 - k0;
         auto lopt = p.options().dtype(at::kLong);
         auto pd = p.to(at::kDouble);
-        auto prefixSum = pd.cumsum(-1);                           // (H, bq, bk)
-        auto rowsI = at::arange(q0, q1, lopt).unsqueeze(1);      // (bq, 1)
-        // prefix(idx): mass on key columns <= idx, 0 for idx < 0; idx (bq, n) or (1, n).
-        auto prefix = [&](const at::Tensor& idx) {
-            auto full = idx.expand({bq, idx.size(1)});
-            auto gathered = prefixSum.gather(2, full.clamp(0, bk - 1).unsqueeze(0).expand({H, bq, idx.size(1)}));
-            return gathered * (full >= 0).to(at::kDouble).unsqueeze(0);
-        };
-        auto thresholds = at::empty({1, kNumDistanceBins + 1}, lopt);  // D_b, with D_NB past every distance
-        for (int64_t b = 0; b <= kNumDistanceBins; ++b) thresholds[0][b] = b == 0 ? 0 : (int64_t{1} << (b - 1));
-        auto atLeast = prefix(rowsI - thresholds - k0);             // (H, bq, NB+1): mass at distance >= D_b
-        auto bins = atLeast.slice(2, 0, kNumDistanceBins) - atLeast.slice(2, 1, kNumDistanceBins + 1);
-        binMass += bins.sum(1);
+        const BlockPrefix prefix(p, q0, k0);
+        auto rowsI = prefix.rows();                                // (bq, 1)
+        binMass += prefix.distanceBins().sum(1);
         auto ent = (p * logp.clamp_min(-1e30)).sum(-1).neg();     // (H, bq); masked keys have p = 0
         entropy += ent.sum(-1).to(at::kDouble);
         entropyPerQuery.slice(0, q0, q1).copy_(ent.mean(0));
         auto keyPos = at::arange(k0, k1, p.options().dtype(at::kDouble)).unsqueeze(1);  // (bk, 1)
         distance += (rowsI.to(at::kDouble).squeeze(1).unsqueeze(0) - at::matmul(pd, keyPos).squeeze(-1)).sum(-1);
         if (opt.beyondSpan > 0) {
-            auto pb = prefix(rowsI - opt.beyondSpan - k0).squeeze(-1);  // (H, bq)
+            auto pb = prefix.at(rowsI - opt.beyondSpan - k0).squeeze(-1);  // (H, bq)
             beyond += pb.sum(-1);
             beyondPerQuery.slice(0, q0, q1).copy_(pb.mean(0));
         }
         if (k0 < opt.sinkTokens) {
             auto sinkIdx = at::full({1, 1}, std::min(k1, opt.sinkTokens) - 1 - k0, lopt);
-            sink += prefix(sinkIdx).sum({1, 2});
+            sink += prefix.at(sinkIdx).sum({1, 2});
         }
-        if (P > 0 && q1 > mapQ0 && q0 < mapQ1) {
-            // Key bin b covers [start_b, start_{b+1}) with start_b = lo + ceil(b·len/Pk) (as regionBins).
-            const int64_t len = mapK1 - mapK0;
-            auto starts = at::empty({1, Pk + 1}, lopt);
-            for (int64_t b = 0; b <= Pk; ++b) starts[0][b] = mapK0 + (b * len + Pk - 1) / Pk;
-            auto edges = prefix(starts - 1 - k0);                  // (H, bq, Pk+1)
-            auto pk = at::zeros({H, bq, Pk + 1}, p.options());
-            pk.slice(2, 0, Pk).copy_(edges.slice(2, 1, Pk + 1) - edges.slice(2, 0, Pk));
-            pooled.index_add_(1, regionBins(rowsI.squeeze(1), mapQ0, mapQ1, Pq), pk);
-        }
+        if (P > 0 && q1 > mapQ0 && q0 < mapQ1)
+            pooled.index_add_(1, regionBins(rowsI.squeeze(1), mapQ0, mapQ1, Pq), prefix.keyBins(mapK0, mapK1, Pk).to(p.scalar_type()));
         for (size_t r = 0; r < opt.queryRows.size(); ++r) {
             int64_t pos = opt.queryRows[r];
             if (pos >= q0 && pos < q1) rows[static_cast<int64_t>(r)].slice(1, k0, k1).copy_(p.select(1, pos - q0));
@@ -199,24 +219,15 @@ public:
 
     // sel: (H, bq, bk) bool, the pairs selected beyond the window; m: (H, bq, bk) double, their mask.
     void add(const at::Tensor& sel, const at::Tensor& m, int64_t q0, int64_t q1, int64_t k0, int64_t k1) {
-        const int64_t bq = q1 - q0, bk = k1 - k0;
-        auto lopt = sel.options().dtype(at::kLong);
         auto selD = sel.to(at::kDouble);
-        auto i = at::arange(q0, q1, lopt).unsqueeze(1), j = at::arange(k0, k1, lopt).unsqueeze(0);
-        // distanceBin(d) = the bit length of d: frexp's exponent (exact; log2 is not, on CUDA).
-        auto d = (i - j).clamp_min(0).to(at::kDouble);                              // (bq, bk)
-        auto bits = std::get<1>(at::frexp(d)).to(at::kLong);                       // 0 for d = 0
-        auto bins = bits.clamp_max(kNumDistanceBins - 1).flatten();
-        countBins.index_add_(1, bins, selD.view({H, bq * bk}));
-        maskBins.index_add_(1, bins, m.view({H, bq * bk}));
+        const BlockPrefix count(selD, q0, k0);
+        countBins += count.distanceBins().sum(1);
+        maskBins += BlockPrefix(m, q0, k0).distanceBins().sum(1);
         keyPicks.slice(0, k0, k1).add_(selD.sum(at::IntArrayRef{0, 1}));
         pairs[0] += selD.sum();
         pairs[1] += (sel & (m < 1)).sum().to(at::kDouble);
-        if (Pq > 0 && q1 > mapQ0 && q0 < mapQ1) {
-            auto perKeyBin = at::zeros({H, bq, Pk + 1}, selD.options());
-            perKeyBin.index_add_(2, regionBins(j.squeeze(0), mapK0, mapK1, Pk), selD);
-            pooled.index_add_(1, regionBins(i.squeeze(1), mapQ0, mapQ1, Pq), perKeyBin);
-        }
+        if (Pq > 0 && q1 > mapQ0 && q0 < mapQ1)
+            pooled.index_add_(1, regionBins(count.rows().squeeze(1), mapQ0, mapQ1, Pq), count.keyBins(mapK0, mapK1, Pk));
         for (size_t r = 0; r < opt.queryRows.size(); ++r) {
             const int64_t pos = opt.queryRows[r];
             if (pos < q0 || pos >= q1) continue;
@@ -258,11 +269,6 @@ public:
     }
 
 private:
-    static at::Tensor regionBins(const at::Tensor& pos, int64_t lo, int64_t hi, int64_t n) {
-        auto bins = at::div((pos - lo) * n, hi - lo, "floor");
-        return at::where((pos >= lo) & (pos < hi), bins, at::full_like(bins, n));
-    }
-
     const AttentionStatsOptions& opt;
     int64_t T, H, mapQ0 = 0, mapQ1 = 0, mapK0 = 0, mapK1 = 0, Pq = 0, Pk = 0;
     at::Tensor countBins, maskBins, keyPicks, pooled, pairs;
