@@ -22,6 +22,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/launch.cuh"
 #include "kernels/mma_tile.cuh"
 
 namespace spanscope::cuda {
@@ -203,14 +204,8 @@ template <int D, typename T>
 void launchBwd(const SpanAttentionBwdParams& p, cudaStream_t stream) {
     const size_t smem = static_cast<size_t>(2 * kBk + 2 * kBq) * D * sizeof(T) + static_cast<size_t>(kBk) * kBq * sizeof(T) +
                         2 * kBq * sizeof(float);
-    auto kernel = span_attention_bwd_kernel<D, T>;
-    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    if (e != cudaSuccess) throw std::runtime_error(std::string("span attention backward: ") + cudaGetErrorString(e));
-    dim3 grid((p.T + kBk - 1) / kBk, p.B * p.H);
-    kernel<<<grid, kThreads, smem, stream>>>(p);
-    e = cudaGetLastError();
-    if (e != cudaSuccess)
-        throw std::runtime_error(std::string("span attention backward launch failed: ") + cudaGetErrorString(e));
+    launchKernel(span_attention_bwd_kernel<D, T>, dim3((p.T + kBk - 1) / kBk, p.B * p.H), kThreads, smem, stream, p,
+                 "span attention backward");
 }
 
 }  // namespace

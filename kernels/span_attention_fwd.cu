@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/launch.cuh"
 #include "kernels/mma_tile.cuh"
 
 namespace spanscope::cuda {
@@ -156,15 +157,8 @@ template <int D, typename T, typename Cfg>
 void launchFwd(const SpanAttentionParams& p, cudaStream_t stream) {
     constexpr int BC = Cfg::kBc;
     const size_t smem = static_cast<size_t>(kBr + 4 * BC) * D * sizeof(T);
-    auto kernel = span_attention_fwd_kernel<D, T, Cfg>;
-    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    if (e != cudaSuccess) throw std::runtime_error(std::string("span attention: ") + cudaGetErrorString(e));
-    dim3 grid((p.T + kBr - 1) / kBr, p.B * p.H);
-    kernel<<<grid, kThreads, smem, stream>>>(p);
-    e = cudaGetLastError();
-    if (e != cudaSuccess)
-        throw std::runtime_error(std::string("span attention forward launch failed (") + __FILE__ + ":" +
-                                 std::to_string(__LINE__) + "): " + cudaGetErrorString(e));
+    launchKernel(span_attention_fwd_kernel<D, T, Cfg>, dim3((p.T + kBr - 1) / kBr, p.B * p.H), kThreads, smem, stream, p,
+                 "span attention forward");
 }
 
 }  // namespace

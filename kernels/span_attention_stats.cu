@@ -21,6 +21,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/launch.cuh"
 #include "kernels/mma_tile.cuh"
 
 namespace spanscope::cuda {
@@ -403,15 +404,8 @@ __global__ void __launch_bounds__(kThreads) span_attention_stats_kernel(const Sp
 template <int D, typename T>
 void launchStats(const SpanStatsParams& p, cudaStream_t stream) {
     const size_t smem = static_cast<size_t>(kBr + 2 * kBc) * D * sizeof(T);
-    auto kernel = span_attention_stats_kernel<D, T>;
-    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    if (e != cudaSuccess) throw std::runtime_error(std::string("span attention stats: ") + cudaGetErrorString(e));
-    dim3 grid((p.T + kBr - 1) / kBr, p.H);
-    kernel<<<grid, kThreads, smem, stream>>>(p);
-    e = cudaGetLastError();
-    if (e != cudaSuccess)
-        throw std::runtime_error(std::string("span attention stats launch failed (") + __FILE__ + ":" +
-                                 std::to_string(__LINE__) + "): " + cudaGetErrorString(e));
+    launchKernel(span_attention_stats_kernel<D, T>, dim3((p.T + kBr - 1) / kBr, p.H), kThreads, smem, stream, p,
+                 "span attention stats");
 }
 
 }  // namespace

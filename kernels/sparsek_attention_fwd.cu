@@ -21,6 +21,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/launch.cuh"
 #include "kernels/mma_tile.cuh"
 
 namespace spanscope::cuda {
@@ -160,15 +161,8 @@ __global__ void __launch_bounds__(kThreads) sparsek_attention_fwd_kernel(const S
 template <int D, typename T, int BC, bool QREGS>
 void launchSparseK(const SparseKAttentionFwdParams& p, cudaStream_t stream) {
     const size_t smem = static_cast<size_t>(kBr + 4 * BC) * D * sizeof(T) + 2 * BC * (sizeof(int32_t) + sizeof(float));
-    auto kernel = sparsek_attention_fwd_kernel<D, T, BC, QREGS>;
-    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    if (e != cudaSuccess) throw std::runtime_error(std::string("sparsek attention: ") + cudaGetErrorString(e));
-    dim3 grid((p.T + kBr - 1) / kBr, p.B * p.H);
-    kernel<<<grid, kThreads, smem, stream>>>(p);
-    e = cudaGetLastError();
-    if (e != cudaSuccess)
-        throw std::runtime_error(std::string("sparsek attention forward launch failed (") + __FILE__ + ":" +
-                                 std::to_string(__LINE__) + "): " + cudaGetErrorString(e));
+    launchKernel(sparsek_attention_fwd_kernel<D, T, BC, QREGS>, dim3((p.T + kBr - 1) / kBr, p.B * p.H), kThreads, smem, stream,
+                 p, "sparsek attention forward");
 }
 
 }  // namespace

@@ -26,6 +26,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/launch.cuh"
+
 namespace spanscope::cuda {
 namespace {
 
@@ -390,13 +392,8 @@ void sparsek_plan_launch(const SparseKPlanParams& p, cudaStream_t stream) {
     if (p.T <= 0 || p.BH <= 0) return;
     if (!(p.topK > 0)) throw std::invalid_argument("sparsek plan: the GPU plan needs k > 0");
     if (p.window < 1) throw std::invalid_argument("sparsek plan: window must be >= 1");
-    const size_t smem = sizeof(PlanSmem);
-    cudaError_t e = cudaFuncSetAttribute(sparsek_plan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    if (e != cudaSuccess) throw std::runtime_error(std::string("sparsek plan: ") + cudaGetErrorString(e));
     const int nSeg = ((p.T + kRows - 1) / kRows + kSparseKPlanSegmentBlocks - 1) / kSparseKPlanSegmentBlocks;
-    sparsek_plan_kernel<<<dim3(nSeg, p.BH), kRows, smem, stream>>>(p);
-    e = cudaGetLastError();
-    if (e != cudaSuccess) throw std::runtime_error(std::string("sparsek plan launch failed: ") + cudaGetErrorString(e));
+    launchKernel(sparsek_plan_kernel, dim3(nSeg, p.BH), kRows, sizeof(PlanSmem), stream, p, "sparsek plan");
 }
 
 }  // namespace spanscope::cuda
