@@ -77,23 +77,44 @@ struct BlockPrefix {
     }
 };
 
+// The pooled map of both statistics accumulators: the region queries [q0, q1) x keys [k0, k1) of
+// the options (−1 ends mean T) in Pq x Pk bins (0 without a map). Sums go into a (H, Pq+1, Pk+1)
+// tensor whose last row and column collect what lies outside the region.
+struct MapRegion {
+    int64_t q0, q1, k0, k1, Pq = 0, Pk = 0;
+
+    MapRegion(const AttentionStatsOptions& o, int64_t T)
+        : q0(o.mapQ0), q1(o.mapQ1 < 0 ? T : o.mapQ1), k0(o.mapK0), k1(o.mapK1 < 0 ? T : o.mapK1) {
+        TORCH_CHECK(0 <= q0 && q0 < q1 && q1 <= T && 0 <= k0 && k0 < k1 && k1 <= T,
+                    "attention map region [", q0, ", ", q1, ") x [", k0, ", ", k1, ") is not inside 0..", T);
+        if (o.poolSize > 0) {
+            Pq = std::min(o.poolSize, q1 - q0);
+            Pk = std::min(o.poolSize, k1 - k0);
+        }
+    }
+    // Adds a block's per-row sums over the key bins at the rows' query bins.
+    void add(at::Tensor& pooled, const BlockPrefix& prefix) const {
+        if (Pq > 0 && prefix.q0 + prefix.bq > q0 && prefix.q0 < q1)
+            pooled.index_add_(1, regionBins(prefix.rows().squeeze(1), q0, q1, Pq), prefix.keyBins(k0, k1, Pk).to(pooled.scalar_type()));
+    }
+    // The region's bins as means over each query bin's rows: (H, Pq, Pk).
+    at::Tensor rowMeans(const at::Tensor& pooled) const {
+        auto inside = pooled.slice(1, 0, Pq).slice(2, 0, Pk);
+        if (Pq == 0) return inside;
+        auto pos = at::arange(q0, q1, pooled.options().dtype(at::kLong));
+        auto counts = at::bincount(regionBins(pos, q0, q1, Pq), {}, Pq).to(pooled.scalar_type()).clamp_min(1);
+        return inside.div(counts.view({1, Pq, 1})).contiguous();
+    }
+};
+
 struct StatsAccumulator {
     const AttentionStatsOptions& opt;
-    int64_t T, H, P;
+    int64_t T, H;
     at::Tensor binMass, entropy, distance, beyond, sink, beyondPerQuery, entropyPerQuery, pooled, rows;
-
-    int64_t mapQ0, mapQ1, mapK0, mapK1, Pq, Pk;  // map region and its bins
+    MapRegion map;
 
     StatsAccumulator(const AttentionStatsOptions& o, int64_t t, int64_t h, const at::TensorOptions& f)
-        : opt(o), T(t), H(h), P(o.poolSize) {
-        mapQ0 = o.mapQ0;
-        mapQ1 = o.mapQ1 < 0 ? T : o.mapQ1;
-        mapK0 = o.mapK0;
-        mapK1 = o.mapK1 < 0 ? T : o.mapK1;
-        TORCH_CHECK(0 <= mapQ0 && mapQ0 < mapQ1 && mapQ1 <= T && 0 <= mapK0 && mapK0 < mapK1 && mapK1 <= T,
-                    "attention map region [", mapQ0, ", ", mapQ1, ") x [", mapK0, ", ", mapK1, ") is not inside 0..", T);
-        Pq = std::min(P, mapQ1 - mapQ0);
-        Pk = std::min(P, mapK1 - mapK0);
+        : opt(o), T(t), H(h), map(o, t) {
         auto d64 = f.dtype(at::kDouble);
         binMass = at::zeros({H, kNumDistanceBins}, d64);
         entropy = at::zeros({H}, d64);
@@ -103,7 +124,7 @@ struct StatsAccumulator {
         beyondPerQuery = at::zeros({T}, f);
         entropyPerQuery = at::zeros({T}, f);
         // One extra "outside the region" bin on each axis, dropped in finish().
-        pooled = at::zeros({H, std::max<int64_t>(Pq, 0) + 1, std::max<int64_t>(Pk, 0) + 1}, f);
+        pooled = at::zeros({H, map.Pq + 1, map.Pk + 1}, f);
         rows = at::zeros({static_cast<int64_t>(opt.queryRows.size()), H, T}, f);
         for (int64_t r : opt.queryRows)
             TORCH_CHECK(r >= 0 && r < T, "attention rows: query position ", r, " is outside 0..", T - 1);
@@ -135,8 +156,7 @@ struct StatsAccumulator {
             auto sinkIdx = at::full({1, 1}, std::min(k1, opt.sinkTokens) - 1 - k0, lopt);
             sink += prefix.at(sinkIdx).sum({1, 2});
         }
-        if (P > 0 && q1 > mapQ0 && q0 < mapQ1)
-            pooled.index_add_(1, regionBins(rowsI.squeeze(1), mapQ0, mapQ1, Pq), prefix.keyBins(mapK0, mapK1, Pk).to(p.scalar_type()));
+        map.add(pooled, prefix);
         for (size_t r = 0; r < opt.queryRows.size(); ++r) {
             int64_t pos = opt.queryRows[r];
             if (pos >= q0 && pos < q1) rows[static_cast<int64_t>(r)].slice(1, k0, k1).copy_(p.select(1, pos - q0));
@@ -144,13 +164,7 @@ struct StatsAccumulator {
     }
 
     AttentionStats finish() {
-        pooled = pooled.slice(1, 0, std::max<int64_t>(Pq, 0)).slice(2, 0, std::max<int64_t>(Pk, 0));
-        if (P > 0) {
-            auto pos = at::arange(mapQ0, mapQ1, pooled.options().dtype(at::kLong));
-            auto counts = at::bincount(regionBins(pos, mapQ0, mapQ1, Pq), {}, Pq).to(pooled.scalar_type()).clamp_min(1);
-            pooled = pooled.div(counts.view({1, Pq, 1})).contiguous();
-        }
-        return {binMass, entropy, distance, beyond, sink, beyondPerQuery, entropyPerQuery, pooled, rows};
+        return {binMass, entropy, distance, beyond, sink, beyondPerQuery, entropyPerQuery, map.rowMeans(pooled), rows};
     }
 };
 
@@ -200,18 +214,12 @@ std::tuple<at::Tensor, at::Tensor> spanBlockedAttention(const at::Tensor& q, con
 class SelectionAccumulator {
 public:
     SelectionAccumulator(const AttentionStatsOptions& o, int64_t T, int64_t H, const at::TensorOptions& dev)
-        : opt(o), T(T), H(H) {
-        mapQ0 = o.mapQ0;
-        mapQ1 = o.mapQ1 < 0 ? T : o.mapQ1;
-        mapK0 = o.mapK0;
-        mapK1 = o.mapK1 < 0 ? T : o.mapK1;
-        Pq = o.poolSize > 0 ? std::min(o.poolSize, mapQ1 - mapQ0) : 0;
-        Pk = o.poolSize > 0 ? std::min(o.poolSize, mapK1 - mapK0) : 0;
+        : opt(o), H(H), map(o, T) {
         auto d = dev.dtype(at::kDouble);
         countBins = at::zeros({H, kNumDistanceBins}, d);
         maskBins = at::zeros({H, kNumDistanceBins}, d);
         keyPicks = at::zeros({T}, d);
-        pooled = at::zeros({H, Pq + 1, Pk + 1}, d);  // an extra "outside the region" bin on each axis
+        pooled = at::zeros({H, map.Pq + 1, map.Pk + 1}, d);
         pairs = at::zeros({2}, d);                   // selected, fractional
         rowKeys.assign(o.queryRows.size() * static_cast<size_t>(H), {});
         rowMask.assign(o.queryRows.size() * static_cast<size_t>(H), {});
@@ -226,8 +234,7 @@ public:
         keyPicks.slice(0, k0, k1).add_(selD.sum(at::IntArrayRef{0, 1}));
         pairs[0] += selD.sum();
         pairs[1] += (sel & (m < 1)).sum().to(at::kDouble);
-        if (Pq > 0 && q1 > mapQ0 && q0 < mapQ1)
-            pooled.index_add_(1, regionBins(count.rows().squeeze(1), mapQ0, mapQ1, Pq), count.keyBins(mapK0, mapK1, Pk));
+        map.add(pooled, count);
         for (size_t r = 0; r < opt.queryRows.size(); ++r) {
             const int64_t pos = opt.queryRows[r];
             if (pos < q0 || pos >= q1) continue;
@@ -252,15 +259,10 @@ public:
         const std::vector<double> picks = toVec(keyPicks);
         r.keyPicks.resize(picks.size());
         for (size_t t = 0; t < picks.size(); ++t) r.keyPicks[t] = static_cast<float>(picks[t] / static_cast<double>(H));
-        r.poolRows = Pq;
-        r.poolCols = Pk;
-        r.pooled.clear();
-        if (Pq > 0) {
-            auto pos = at::arange(mapQ0, mapQ1, pooled.options().dtype(at::kLong));
-            auto rowsPerBin = at::bincount(regionBins(pos, mapQ0, mapQ1, Pq), {}, Pq).to(at::kDouble).clamp_min(1);
-            auto p = pooled.slice(1, 0, Pq).slice(2, 0, Pk).div(rowsPerBin.view({1, Pq, 1})).to(at::kFloat).to(at::kCPU).contiguous();
-            r.pooled.assign(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
-        }
+        r.poolRows = map.Pq;
+        r.poolCols = map.Pk;
+        auto p = map.rowMeans(pooled).to(at::kCPU, at::kFloat).contiguous();
+        r.pooled.assign(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
         r.rowKeys = std::move(rowKeys);
         r.rowMask = std::move(rowMask);
         const std::vector<double> n = toVec(pairs);
@@ -270,7 +272,8 @@ public:
 
 private:
     const AttentionStatsOptions& opt;
-    int64_t T, H, mapQ0 = 0, mapQ1 = 0, mapK0 = 0, mapK1 = 0, Pq = 0, Pk = 0;
+    int64_t H;
+    MapRegion map;
     at::Tensor countBins, maskBins, keyPicks, pooled, pairs;
     std::vector<std::vector<int32_t>> rowKeys;
     std::vector<std::vector<float>> rowMask;
