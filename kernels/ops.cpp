@@ -309,7 +309,7 @@ SparseKPlan sparsek_plan_cuda(const at::Tensor& u, double topK, int64_t window) 
     TORCH_CHECK(T < (int64_t{1} << 30), "sparsek plan: too long: ", u.sizes());
     const c10::cuda::CUDAGuard guard(u.device());
     auto uf = u.to(at::kFloat).contiguous();
-    TORCH_CHECK(!(at::isnan(uf).any().item<bool>() || at::isposinf(uf).any().item<bool>()),
+    TORCH_CHECK(!(at::isnan(uf) | at::isposinf(uf)).any().item<bool>(),
                 "sparsek plan: key scores contain NaN or +inf (NaN and +inf are not scores)");
     const int64_t segBlocks = cuda::kSparseKPlanSegmentBlocks, nSeg = (NB + segBlocks - 1) / segBlocks;
     const int64_t region = segBlocks * (cuda::kSparseKPlanCapacity + kSparseKPlanBlockRows);
@@ -343,7 +343,7 @@ SparseKPlan sparsek_plan_cuda(const at::Tensor& u, double topK, int64_t window) 
     auto segTotals = at::constant_pad_nd(counts, {0, nSeg * segBlocks - NB}).view({BH * nSeg, segBlocks}).sum(1).to(at::kLong);
     plan.blockKeys = keys.masked_select(at::arange(region, segTotals.options()).unsqueeze(0) < segTotals.unsqueeze(1));
     plan.selectedPairs = selected.sum().item<int64_t>();
-    plan.windowPairs = BH * (T <= window ? T * (T + 1) / 2 : window * (window + 1) / 2 + (T - window) * window);
+    plan.windowPairs = BH * sparsek_window_pairs(T, window);
     return plan;
 }
 

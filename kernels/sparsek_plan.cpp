@@ -15,6 +15,10 @@
 
 namespace spanscope {
 
+int64_t sparsek_window_pairs(int64_t T, int64_t window) {
+    return T <= window ? T * (T + 1) / 2 : window * (window + 1) / 2 + (T - window) * window;
+}
+
 SparseKPlan sparsek_plan(const at::Tensor& u, double topK, int64_t window, int64_t blockRows, const at::Device& device) {
     TORCH_CHECK(u.dim() == 3, "sparsek plan: key scores u must be (B, H, T), got ", u.sizes());
     TORCH_CHECK(topK >= 0 && window >= 1 && blockRows >= 1, "sparsek plan: need k >= 0, w >= 1 and blockRows >= 1, got k = ",
@@ -73,7 +77,7 @@ SparseKPlan sparsek_plan(const at::Tensor& u, double topK, int64_t window, int64
     plan.blockOffsets = offsets.to(device);
     plan.blockKeys = keys.to(device);
     for (int64_t x : selected) plan.selectedPairs += x;
-    plan.windowPairs = BH * (T <= window ? T * (T + 1) / 2 : window * (window + 1) / 2 + (T - window) * window);
+    plan.windowPairs = BH * sparsek_window_pairs(T, window);
     return plan;
 }
 

@@ -29,6 +29,9 @@ struct SparseKPlan {
     int64_t windowPairs = 0;    // Σ over (b, h, i) of min(i + 1, w)
 };
 
+// Σ over the T queries of their window keys, min(i + 1, w): SparseKPlan::windowPairs of one (b, h).
+int64_t sparsek_window_pairs(int64_t T, int64_t window);
+
 // u: (B, H, T) key scores, any float dtype and device (copied to the host). Results on `device`.
 // Throws c10::Error (TORCH_CHECK) on a wrong shape, k < 0, w < 1, blockRows < 1, NaN or +inf
 // scores, or lists too long for int32 offsets.
