@@ -2,6 +2,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 
 #include <cstdint>
 #include <ostream>
@@ -47,6 +48,17 @@ inline void PrintTo(const AttentionCase& c, std::ostream* os) { *os << caseName(
 // Largest absolute difference, compared in fp64 on the CPU.
 inline double maxAbs(const at::Tensor& a, const at::Tensor& b) {
     return (a.to(at::kDouble).cpu() - b.to(at::kDouble).cpu()).abs().max().item<double>();
+}
+
+// f() must throw a c10::Error (TORCH_CHECK) whose message mentions `needle`.
+template <typename F>
+void expectTorchError(F&& f, const std::string& needle) {
+    try {
+        f();
+        ADD_FAILURE() << "expected an error mentioning '" << needle << "'";
+    } catch (const c10::Error& e) {
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
 }
 
 }  // namespace spanscope::test

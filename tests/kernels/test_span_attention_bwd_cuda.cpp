@@ -87,15 +87,7 @@ TEST(SpanAttentionBwdCuda, RejectsBadInputsWithClearMessages) {
     auto o = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
     auto q = at::randn({1, 2, 16, 64}, o);
     auto [out, lse] = span_attention_cuda(q, q, q, SpanMask{}, 0.125);
-    auto expectError = [](auto&& f, const std::string& needle) {
-        try {
-            f();
-            ADD_FAILURE() << "expected an error mentioning '" << needle << "'";
-        } catch (const c10::Error& e) {
-            EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-        }
-    };
-    expectError([&] { span_attention_backward_cuda(q, q, q, out, lse, q.to(at::kHalf), SpanMask{}, 0.125); }, "dout must be");
-    expectError([&] { span_attention_backward_cuda(q, q, q, out, lse.narrow(2, 0, 8), q, SpanMask{}, 0.125); }, "lse");
-    expectError([&] { span_attention_backward_cuda(q, q, q, out, lse.to(at::kHalf), q, SpanMask{}, 0.125); }, "float32");
+    test::expectTorchError([&] { span_attention_backward_cuda(q, q, q, out, lse, q.to(at::kHalf), SpanMask{}, 0.125); }, "dout must be");
+    test::expectTorchError([&] { span_attention_backward_cuda(q, q, q, out, lse.narrow(2, 0, 8), q, SpanMask{}, 0.125); }, "lse");
+    test::expectTorchError([&] { span_attention_backward_cuda(q, q, q, out, lse.to(at::kHalf), q, SpanMask{}, 0.125); }, "float32");
 }

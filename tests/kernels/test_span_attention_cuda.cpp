@@ -101,22 +101,14 @@ TEST(SpanAttentionCuda, RejectsBadInputsWithClearMessages) {
     if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA GPU";
     auto o = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
     auto q = at::randn({1, 2, 16, 64}, o);
-    auto expectError = [](auto&& f, const std::string& needle) {
-        try {
-            f();
-            ADD_FAILURE() << "expected an error mentioning '" << needle << "'";
-        } catch (const c10::Error& e) {
-            EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-        }
-    };
-    expectError([&] { span_attention_cuda(q, q, q.to(at::kHalf), SpanMask{}, 1.0); }, "one dtype");
-    expectError([&] { span_attention_cuda(q.to(at::kFloat), q.to(at::kFloat), q.to(at::kFloat), SpanMask{}, 1.0); },
+    test::expectTorchError([&] { span_attention_cuda(q, q, q.to(at::kHalf), SpanMask{}, 1.0); }, "one dtype");
+    test::expectTorchError([&] { span_attention_cuda(q.to(at::kFloat), q.to(at::kFloat), q.to(at::kFloat), SpanMask{}, 1.0); },
                 "bfloat16 or float16");
-    expectError([&] { span_attention_cuda(q.cpu(), q.cpu(), q.cpu(), SpanMask{}, 1.0); }, "CUDA tensor");
-    expectError([&] { span_attention_cuda(q, q.narrow(2, 0, 8), q, SpanMask{}, 1.0); }, "shape");
+    test::expectTorchError([&] { span_attention_cuda(q.cpu(), q.cpu(), q.cpu(), SpanMask{}, 1.0); }, "CUDA tensor");
+    test::expectTorchError([&] { span_attention_cuda(q, q.narrow(2, 0, 8), q, SpanMask{}, 1.0); }, "shape");
     auto q96 = at::randn({1, 2, 16, 96}, o);
-    expectError([&] { span_attention_cuda(q96, q96, q96, SpanMask{}, 1.0); }, "64 or 128");
+    test::expectTorchError([&] { span_attention_cuda(q96, q96, q96, SpanMask{}, 1.0); }, "64 or 128");
     auto odd = at::randn({1, 2, 16, 65}, o).narrow(3, 0, 64);
-    expectError([&] { span_attention_cuda(odd, odd, odd, SpanMask{}, 1.0); }, "contiguous last dimension");
-    expectError([&] { span_attention_cuda(q, q, q, window(0), 1.0); }, "span must be positive");
+    test::expectTorchError([&] { span_attention_cuda(odd, odd, odd, SpanMask{}, 1.0); }, "contiguous last dimension");
+    test::expectTorchError([&] { span_attention_cuda(q, q, q, window(0), 1.0); }, "span must be positive");
 }

@@ -124,26 +124,18 @@ TEST(SparseKAttentionCuda, RejectsBadInputsWithClearMessages) {
     auto o = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
     auto q = at::randn({1, 2, 16, 64}, o);
     auto u = at::randn({1, 2, 16}, o.dtype(at::kFloat));
-    auto expectError = [](auto&& f, const std::string& needle) {
-        try {
-            f();
-            ADD_FAILURE() << "expected an error mentioning '" << needle << "'";
-        } catch (const c10::Error& e) {
-            EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-        }
-    };
-    expectError([&] { sparsek_attention_cuda(q, q, q, u.narrow(2, 0, 8), 4, 4, 1.0); }, "shape");
-    expectError([&] { sparsek_attention_cuda(q, q, q, u.cpu(), 4, 4, 1.0); }, "u must be on");
-    expectError([&] { sparsek_attention_cuda(q, q, q, u, -1, 4, 1.0); }, "k >= 0");
-    expectError([&] { sparsek_attention_cuda(q, q, q, u, 4, 0, 1.0); }, "span must be positive");
+    test::expectTorchError([&] { sparsek_attention_cuda(q, q, q, u.narrow(2, 0, 8), 4, 4, 1.0); }, "shape");
+    test::expectTorchError([&] { sparsek_attention_cuda(q, q, q, u.cpu(), 4, 4, 1.0); }, "u must be on");
+    test::expectTorchError([&] { sparsek_attention_cuda(q, q, q, u, -1, 4, 1.0); }, "k >= 0");
+    test::expectTorchError([&] { sparsek_attention_cuda(q, q, q, u, 4, 0, 1.0); }, "span must be positive");
     auto bad = u.clone();
     bad[0][1][3] = NAN;
-    expectError([&] { sparsek_attention_cuda(q, q, q, bad, 4, 4, 1.0); }, "sparsek plan");
+    test::expectTorchError([&] { sparsek_attention_cuda(q, q, q, bad, 4, 4, 1.0); }, "sparsek plan");
     SparseKPlan plan = sparsek_plan(u, 4, 4, kSparseKPlanBlockRows, q.device());
     auto out = at::empty_like(q);
     auto lse = at::empty({1, 2, 16}, u.options());
     plan.blockOffsets = plan.blockOffsets.narrow(0, 0, 1);
-    expectError([&] { sparsek_attention_planned_cuda_out(q, q, q, u, plan, 4, 1.0, out, lse); }, "block_offsets");
+    test::expectTorchError([&] { sparsek_attention_planned_cuda_out(q, q, q, u, plan, 4, 1.0, out, lse); }, "block_offsets");
 }
 
 // The GPU plan (kernels/sparsek_plan.cu) against the host's: the same walk in IEEE double, so tau,
