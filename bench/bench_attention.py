@@ -53,6 +53,15 @@ def mask_mod_for(kind, span):
     return causal
 
 
+def emit_report(args, lines, body):
+    """Prints the run's log lines, a blank line and the report body; writes the same to --out."""
+    text = "\n".join(lines + [""] + body)
+    print("\n" + text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+
+
 def median_ms(fn):
     return do_bench(fn, warmup=25, rep=100, return_mode="median")
 
@@ -187,11 +196,7 @@ def main():
                "| mask | N | H | d | P | forward ms | stats extra ms | extra / forward |", "|---|---|---|---|---|---|---|---|"] + stats_lines
     report += ["", "## One layer forward + statistics at 128k tokens (P = 1024, 3 exact rows)", "",
                "| mask | N | H | d | peak extra memory | statistics kept | wall (first call) |", "|---|---|---|---|---|---|---|"] + mem_lines
-    text = "\n".join(lines + [""] + report)
-    print("\n" + text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit_report(args, lines, report)
 
 
 def bench_backward(args, log, lines, flex_default, dev):
@@ -241,11 +246,7 @@ def bench_backward(args, log, lines, flex_default, dev):
                 print(table[-1], flush=True)
                 del q, k, v, do, qg, kg, vg, out, lse
                 torch.cuda.empty_cache()
-    text = "\n".join(lines + ["", "## Backward, bf16, B*N = 16k tokens, H*d = 2048 (TFLOP/s, 2.5 x 4*d per attended pair)", ""] + table)
-    print("\n" + text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit_report(args, lines, ["## Backward, bf16, B*N = 16k tokens, H*d = 2048 (TFLOP/s, 2.5 x 4*d per attended pair)", ""] + table)
 
 
 def sparsek_block_mask(plan_offsets, plan_keys, B, H, n, w, mask_mod):
@@ -352,11 +353,8 @@ def bench_sparsek(args, log, lines, flex_default, flex_autotune, dev):
             print(table[-1], flush=True)
             del q, k, v, u, tau, offs, keys, out
             torch.cuda.empty_cache()
-    text = "\n".join(lines + ["", "## SparseK forward, bf16, k = 128, w = 384, u ~ N(0, 16), B*N = 16k tokens (B = 1 beyond), H*d = 2048", ""] + table)
-    print("\n" + text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit_report(args, lines, ["## SparseK forward, bf16, k = 128, w = 384, u ~ N(0, 16), B*N = 16k tokens (B = 1 beyond), H*d = 2048",
+                              ""] + table)
 
 
 def sdpa_gathered(q, k, v, u, tau, offs, keys, w, scale, ours_out):
