@@ -58,6 +58,11 @@ cuda::ElemType elemOf(const at::Tensor& t) {
     return t.scalar_type() == at::kBFloat16 ? cuda::ElemType::BF16 : cuda::ElemType::FP16;
 }
 
+// Uninitialised forward outputs for q (B, H, T, D): out in q's dtype, lse (B, H, T) float32.
+std::tuple<at::Tensor, at::Tensor> emptyOutputs(const at::Tensor& q) {
+    return {at::empty(q.sizes(), q.options()), at::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(at::kFloat))};
+}
+
 // The fields the forward and backward launches share: q, k, v with their strides, the shape, the
 // scale, the mask (clamped) and the element type. Inputs already checked (checkAttentionInputs).
 template <typename Params>
@@ -95,8 +100,7 @@ bool span_attention_cuda_supports(const at::Tensor& q, const at::Tensor& k, cons
 std::tuple<at::Tensor, at::Tensor> span_attention_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                                        const SpanMask& mask, double scale) {
     TORCH_CHECK(q.dim() == 4, "span attention: q must be (B, H, T, D), got ", q.sizes());
-    auto out = at::empty(q.sizes(), q.options());
-    auto lse = at::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(at::kFloat));
+    auto [out, lse] = emptyOutputs(q);
     span_attention_cuda_out(q, k, v, mask, scale, out, lse);
     return {out, lse};
 }
@@ -352,10 +356,10 @@ std::tuple<at::Tensor, at::Tensor> sparsek_attention_cuda(const at::Tensor& q, c
     checkAttentionInputs(q, k, v, SpanMask{MaskKind::Window, window, false});
     CHECK_SHAPE(u, q.size(0), q.size(1), q.size(2));
     TORCH_CHECK(u.device() == q.device(), "sparsek attention: u must be on ", q.device(), ", got ", u.device());
-    const SparseKPlan plan = sparsek_plan_cuda(u, topK, window);
-    auto out = at::empty(q.sizes(), q.options());
-    auto lse = at::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(at::kFloat));
-    sparsek_attention_planned_cuda_out(q, k, v, u.to(at::kFloat).contiguous(), plan, window, scale, out, lse);
+    const at::Tensor uf = u.to(at::kFloat).contiguous();  // what the plan and the kernel read
+    const SparseKPlan plan = sparsek_plan_cuda(uf, topK, window);
+    auto [out, lse] = emptyOutputs(q);
+    sparsek_attention_planned_cuda_out(q, k, v, uf, plan, window, scale, out, lse);
     return {out, lse};
 }
 
@@ -461,8 +465,7 @@ std::tuple<at::Tensor, at::Tensor> opSparseKPlannedCuda(const at::Tensor& q, con
     plan.tau = tau;
     plan.blockOffsets = blockOffsets;
     plan.blockKeys = blockKeys;
-    auto out = at::empty(q.sizes(), q.options());
-    auto lse = at::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(at::kFloat));
+    auto [out, lse] = emptyOutputs(q);
     sparsek_attention_planned_cuda_out(q, k, v, u, plan, window, scale, out, lse);
     return {out, lse};
 }
