@@ -4,7 +4,6 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <utility>
 #include <limits>
 #include <mutex>
 #include <stdexcept>
@@ -28,55 +27,45 @@ SparseKPlan sparsek_plan(const at::Tensor& u, double topK, int64_t window, int64
     const int64_t NB = (T + blockRows - 1) / blockRows;
     auto uh = u.to(at::kCPU, at::kFloat).contiguous();
     const float* up = uh.data_ptr<float>();
-    auto tau = at::empty({B, H, T}, at::kFloat);
-    float* taup = tau.data_ptr<float>();
-    std::vector<std::vector<int32_t>> lists(static_cast<size_t>(BH));
-    std::vector<std::vector<int32_t>> lengths(static_cast<size_t>(BH), std::vector<int32_t>(static_cast<size_t>(NB)));
-    std::vector<int64_t> selected(static_cast<size_t>(BH), 0);
+    std::vector<SparseKSelection> sels(static_cast<size_t>(BH));  // tau and block lists per (b, h)
     std::string error;  // the first selection error (bad scores), rethrown below
     std::mutex errorMutex;
     at::parallel_for(0, BH, 1, [&](int64_t s0, int64_t s1) {
         for (int64_t s = s0; s < s1; ++s) {
-            SparseKSelection sel;
             try {
-                sel = sparsek_select_cpu(up + s * T, T, topK, window, /*withKeys=*/false, blockRows);
+                sels[static_cast<size_t>(s)] = sparsek_select_cpu(up + s * T, T, topK, window, /*withKeys=*/false, blockRows);
             } catch (const std::invalid_argument& e) {
                 const std::lock_guard<std::mutex> lock(errorMutex);
                 if (error.empty()) error = e.what();
                 return;
             }
-            for (int64_t i = 0; i < T; ++i) taup[s * T + i] = static_cast<float>(sel.tau[static_cast<size_t>(i)]);
-            for (int64_t blk = 0; blk < NB; ++blk)
-                lengths[static_cast<size_t>(s)][static_cast<size_t>(blk)] =
-                    static_cast<int32_t>(sel.blockOffsets[static_cast<size_t>(blk) + 1] - sel.blockOffsets[static_cast<size_t>(blk)]);
-            lists[static_cast<size_t>(s)] = std::move(sel.blockKeys);
-            selected[static_cast<size_t>(s)] = sel.selectedPairs;
         }
     });
     if (!error.empty()) TORCH_CHECK(false, "sparsek plan: ", error);
     int64_t total = 0;
-    for (const auto& l : lists) total += static_cast<int64_t>(l.size());
+    for (const SparseKSelection& sel : sels) total += static_cast<int64_t>(sel.blockKeys.size());
     TORCH_CHECK(total < std::numeric_limits<int32_t>::max(), "sparsek plan: ", total,
                 " key-list entries do not fit int32 offsets (shorter documents or fewer heads per call)");
+    auto tau = at::empty({B, H, T}, at::kFloat);
     auto offsets = at::empty({BH * NB + 1}, at::kInt);
     auto keys = at::empty({total}, at::kInt);
+    float* taup = tau.data_ptr<float>();
     int32_t* op = offsets.data_ptr<int32_t>();
     int32_t* kp = keys.data_ptr<int32_t>();
-    int64_t pos = 0;
-    op[0] = 0;
-    for (int64_t s = 0; s < BH; ++s) {
-        const auto& l = lists[static_cast<size_t>(s)];
-        std::copy(l.begin(), l.end(), kp + pos);
-        for (int64_t blk = 0; blk < NB; ++blk) {
-            pos += lengths[static_cast<size_t>(s)][static_cast<size_t>(blk)];
-            op[s * NB + blk + 1] = static_cast<int32_t>(pos);
-        }
-    }
     SparseKPlan plan;
+    int64_t base = 0;  // where this (b, h)'s lists start in keys
+    for (int64_t s = 0; s < BH; ++s) {
+        const SparseKSelection& sel = sels[static_cast<size_t>(s)];
+        std::transform(sel.tau.begin(), sel.tau.end(), taup + s * T, [](double t) { return static_cast<float>(t); });
+        std::copy(sel.blockKeys.begin(), sel.blockKeys.end(), kp + base);
+        for (int64_t blk = 0; blk < NB; ++blk) op[s * NB + blk] = static_cast<int32_t>(base + sel.blockOffsets[static_cast<size_t>(blk)]);
+        base += static_cast<int64_t>(sel.blockKeys.size());
+        plan.selectedPairs += sel.selectedPairs;
+    }
+    op[BH * NB] = static_cast<int32_t>(total);
     plan.tau = tau.to(device);
     plan.blockOffsets = offsets.to(device);
     plan.blockKeys = keys.to(device);
-    for (int64_t x : selected) plan.selectedPairs += x;
     plan.windowPairs = BH * sparsek_window_pairs(T, window);
     return plan;
 }
