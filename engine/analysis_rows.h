@@ -109,10 +109,8 @@ inline SelectionTint selectionTint(const AnalysisResult& a, int layer, int head,
     } else {
         t.values = sel.keyPicks;  // how many queries selected each token (head mean)
         t.hi = std::max(percentile(t.values, 0.99), 1.0f);
-        double perQuery = 0;  // countBins are per-query means per head
-        for (double c : sel.countBins) perQuery += c / static_cast<double>(H);
         std::snprintf(buf, sizeof buf, "queries that selected each token, layer %d (%.1f keys per query; "
-                      "choose a token for its own selections)", layer, perQuery);
+                      "choose a token for its own selections)", layer, summarizeSelections(la, 0).selectedPerQuery);
     }
     t.caption = buf;
     return t;
