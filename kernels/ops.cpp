@@ -124,34 +124,51 @@ void span_attention_cuda_out(const at::Tensor& q, const at::Tensor& k, const at:
     cuda::span_attention_fwd_launch(p, at::cuda::getCurrentCUDAStream().stream());
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> span_attention_backward_cuda(
-    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& out, const at::Tensor& lse,
-    const at::Tensor& dout, const SpanMask& mask, double scale) {
-    checkAttentionInputs(q, k, v, mask);
+namespace {
+
+// Checks the backward's extra inputs (out, dout like q; lse (B, H, T) float32) and returns
+// delta = rowsum(dout ∘ out) and the contiguous lse, both float32.
+std::tuple<at::Tensor, at::Tensor> backwardRowTerms(const at::Tensor& q, const at::Tensor& out, const at::Tensor& lse,
+                                                    const at::Tensor& dout) {
     const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
     CHECK_SHAPE(out, B, H, T, D);
     CHECK_SHAPE(dout, B, H, T, D);
     CHECK_SHAPE(lse, B, H, T);
     TORCH_CHECK(out.device() == q.device() && dout.device() == q.device() && lse.device() == q.device(),
-                "span attention backward: out, dout and lse must be on ", q.device());
-    TORCH_CHECK(dout.scalar_type() == q.scalar_type(), "span attention backward: dout must be ", q.scalar_type(), ", got ",
+                "attention backward: out, dout and lse must be on ", q.device());
+    TORCH_CHECK(dout.scalar_type() == q.scalar_type(), "attention backward: dout must be ", q.scalar_type(), ", got ",
                 dout.scalar_type());
-    TORCH_CHECK(lse.scalar_type() == at::kFloat, "span attention backward: lse must be float32, got ", lse.scalar_type());
+    TORCH_CHECK(lse.scalar_type() == at::kFloat, "attention backward: lse must be float32, got ", lse.scalar_type());
     CHECK_LAYOUT(dout);
-    const c10::cuda::CUDAGuard guard(q.device());
-    auto lsec = lse.contiguous();
-    auto delta = (dout.to(at::kFloat) * out.to(at::kFloat)).sum(-1).contiguous();  // rowsum(dO ∘ O)
-    auto dqAccum = at::zeros({B, H, T, D}, q.options().dtype(at::kFloat));
-    auto dk = at::empty({B, H, T, D}, q.options()), dv = at::empty({B, H, T, D}, q.options());
+    return {(dout.to(at::kFloat) * out.to(at::kFloat)).sum(-1).contiguous(), lse.contiguous()};
+}
+
+// The span backward kernel on checked inputs: dk, dv written (q's dtype), dq added into dqAccum.
+void launchSpanBackward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& dout,
+                        const at::Tensor& lse, const at::Tensor& delta, const SpanMask& mask, double scale,
+                        at::Tensor& dqAccum, at::Tensor& dk, at::Tensor& dv) {
     auto p = launchParams<cuda::SpanAttentionBwdParams>(q, k, v, mask, scale);
     p.dout = dout.data_ptr();
-    p.lse = lsec.data_ptr<float>();
+    p.lse = lse.data_ptr<float>();
     p.delta = delta.data_ptr<float>();
     p.dk = dk.data_ptr();
     p.dv = dv.data_ptr();
     p.dqAccum = dqAccum.data_ptr<float>();
     p.dos = stridesOf(dout);
     cuda::span_attention_bwd_launch(p, at::cuda::getCurrentCUDAStream().stream());
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> span_attention_backward_cuda(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& out, const at::Tensor& lse,
+    const at::Tensor& dout, const SpanMask& mask, double scale) {
+    checkAttentionInputs(q, k, v, mask);
+    const c10::cuda::CUDAGuard guard(q.device());
+    auto [delta, lsec] = backwardRowTerms(q, out, lse, dout);
+    auto dqAccum = at::zeros(q.sizes(), q.options().dtype(at::kFloat));
+    auto dk = at::empty(q.sizes(), q.options()), dv = at::empty(q.sizes(), q.options());
+    launchSpanBackward(q, k, v, dout, lsec, delta, mask, scale, dqAccum, dk, dv);
     return {dqAccum.to(q.scalar_type()), dk, dv};
 }
 
@@ -250,13 +267,15 @@ std::tuple<at::Tensor, at::Tensor, AttentionStats> span_attention_stats_cuda(
 
 static_assert(kSparseKPlanBlockRows == cuda::kSparseKBlockRows, "the plan's blocks are the SparseK kernel's query tiles");
 
-void sparsek_attention_planned_cuda_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u,
-                                        const SparseKPlan& plan, int64_t window, double scale, at::Tensor& out,
-                                        at::Tensor& lse) {
+namespace {
+
+// q, k, v as for the span kernels; u, the plan's tau and lse (B, H, T) contiguous float32 and the
+// plan's lists contiguous int32, all on q's device; block_offsets sized for q's shape.
+void checkSparseKInputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u,
+                        const SparseKPlan& plan, int64_t window, const at::Tensor& lse) {
     checkAttentionInputs(q, k, v, SpanMask{MaskKind::Window, window, false});
-    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2);
     const int64_t NB = (T + kSparseKPlanBlockRows - 1) / kSparseKPlanBlockRows;
-    CHECK_SHAPE(out, B, H, T, D);
     CHECK_SHAPE(lse, B, H, T);
     CHECK_SHAPE(u, B, H, T);
     CHECK_SHAPE(plan.tau, B, H, T);
@@ -264,7 +283,7 @@ void sparsek_attention_planned_cuda_out(const at::Tensor& q, const at::Tensor& k
                 "sparsek attention: block_offsets must have B*H*ceil(T/", kSparseKPlanBlockRows, ") + 1 = ", B * H * NB + 1,
                 " entries, got ", plan.blockOffsets.sizes());
     TORCH_CHECK(plan.blockKeys.dim() == 1, "sparsek attention: block_keys must be 1-D, got ", plan.blockKeys.sizes());
-    for (const at::Tensor* t : {&u, &plan.tau, static_cast<const at::Tensor*>(&lse)})
+    for (const at::Tensor* t : {&u, &plan.tau, &lse})
         TORCH_CHECK(t->scalar_type() == at::kFloat && t->is_contiguous() && t->device() == q.device(),
                     "sparsek attention: u, tau and lse must be contiguous float32 tensors on ", q.device(), ", got ",
                     t->scalar_type(), " on ", t->device());
@@ -272,6 +291,16 @@ void sparsek_attention_planned_cuda_out(const at::Tensor& q, const at::Tensor& k
         TORCH_CHECK(t->scalar_type() == at::kInt && t->is_contiguous() && t->device() == q.device(),
                     "sparsek attention: block_offsets and block_keys must be contiguous int32 tensors on ", q.device(),
                     ", got ", t->scalar_type(), " on ", t->device());
+}
+
+}  // namespace
+
+void sparsek_attention_planned_cuda_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u,
+                                        const SparseKPlan& plan, int64_t window, double scale, at::Tensor& out,
+                                        at::Tensor& lse) {
+    checkSparseKInputs(q, k, v, u, plan, window, lse);
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+    CHECK_SHAPE(out, B, H, T, D);
     TORCH_CHECK(out.scalar_type() == q.scalar_type() && out.device() == q.device(),
                 "sparsek attention: out must be ", q.scalar_type(), " on ", q.device());
     CHECK_LAYOUT(out);
@@ -361,6 +390,54 @@ std::tuple<at::Tensor, at::Tensor> sparsek_attention_cuda(const at::Tensor& q, c
     auto [out, lse] = emptyOutputs(q);
     sparsek_attention_planned_cuda_out(q, k, v, uf, plan, window, scale, out, lse);
     return {out, lse};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sparsek_attention_backward_cuda(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u, const SparseKPlan& plan,
+    const at::Tensor& out, const at::Tensor& lse, const at::Tensor& dout, double topK, int64_t window, double scale) {
+    checkSparseKInputs(q, k, v, u, plan, window, lse);
+    TORCH_CHECK(topK >= 0, "sparsek attention backward: k must be non-negative, got ", topK);
+    const c10::cuda::CUDAGuard guard(q.device());
+    auto [delta, lsec] = backwardRowTerms(q, out, lse, dout);
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2);
+    auto f32 = q.options().dtype(at::kFloat);
+    auto dqAccum = at::empty(q.sizes(), f32);  // every row written by the gathered part
+    auto dkAccum = at::zeros(q.sizes(), f32), dvAccum = at::zeros(q.sizes(), f32);
+    auto du = at::zeros({B, H, T}, f32);
+    cuda::SparseKAttentionBwdParams p;
+    p.q = q.data_ptr();
+    p.k = k.data_ptr();
+    p.v = v.data_ptr();
+    p.dout = dout.data_ptr();
+    p.lse = lsec.data_ptr<float>();
+    p.delta = delta.data_ptr<float>();
+    p.u = u.data_ptr<float>();
+    p.tau = plan.tau.data_ptr<float>();
+    p.blockOffsets = plan.blockOffsets.data_ptr<int32_t>();
+    p.blockKeys = plan.blockKeys.data_ptr<int32_t>();
+    p.dqAccum = dqAccum.data_ptr<float>();
+    p.dkAccum = dkAccum.data_ptr<float>();
+    p.dvAccum = dvAccum.data_ptr<float>();
+    p.du = du.data_ptr<float>();
+    p.qs = stridesOf(q);
+    p.ks = stridesOf(k);
+    p.vs = stridesOf(v);
+    p.dos = stridesOf(dout);
+    p.B = static_cast<int32_t>(B);
+    p.H = static_cast<int32_t>(H);
+    p.T = static_cast<int32_t>(T);
+    p.D = static_cast<int32_t>(q.size(3));
+    p.window = static_cast<int32_t>(std::min<int64_t>(window, T + 1));
+    p.topK = topK;
+    p.scale = static_cast<float>(scale);
+    p.elem = elemOf(q);
+    cuda::sparsek_attention_bwd_launch(p, at::cuda::getCurrentCUDAStream().stream());
+    // The window keys (m = 1): the span backward with the SparseK forward's lse and delta.
+    auto dk = at::empty(q.sizes(), q.options()), dv = at::empty(q.sizes(), q.options());
+    launchSpanBackward(q, k, v, dout, lsec, delta, SpanMask{MaskKind::Window, window, false}, scale, dqAccum, dk, dv);
+    dkAccum += dk;
+    dvAccum += dv;
+    return {dqAccum.to(q.scalar_type()), dkAccum.to(q.scalar_type()), dvAccum.to(q.scalar_type()), du};
 }
 
 // ---- torch operators ----------------------------------------------------------------------------
@@ -457,6 +534,16 @@ PlanTuple opSparseKPlanCpu(const at::Tensor& u, double topK, int64_t window) {
 PlanTuple opSparseKPlanCuda(const at::Tensor& u, double topK, int64_t window) {
     return packPlan(sparsek_plan_cuda(u, topK, window));
 }
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> opSparseKBackwardCuda(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u, const at::Tensor& tau,
+    const at::Tensor& blockOffsets, const at::Tensor& blockKeys, const at::Tensor& out, const at::Tensor& lse,
+    const at::Tensor& dout, double topK, int64_t window, double scale) {
+    SparseKPlan plan;
+    plan.tau = tau;
+    plan.blockOffsets = blockOffsets;
+    plan.blockKeys = blockKeys;
+    return sparsek_attention_backward_cuda(q, k, v, u, plan, out, lse, dout, topK, window, scale);
+}
 std::tuple<at::Tensor, at::Tensor> opSparseKPlannedCuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                                         const at::Tensor& u, const at::Tensor& tau,
                                                         const at::Tensor& blockOffsets, const at::Tensor& blockKeys,
@@ -483,6 +570,9 @@ TORCH_LIBRARY(spanscope, m) {
     m.def("sparsek_plan(Tensor u, float top_k, int window) -> (Tensor, Tensor, Tensor, Tensor)");
     m.def("sparsek_attention_planned(Tensor q, Tensor k, Tensor v, Tensor u, Tensor tau, Tensor block_offsets, "
           "Tensor block_keys, int window, float scale) -> (Tensor, Tensor)");
+    m.def("sparsek_attention_backward(Tensor q, Tensor k, Tensor v, Tensor u, Tensor tau, Tensor block_offsets, "
+          "Tensor block_keys, Tensor out, Tensor lse, Tensor dout, float top_k, int window, float scale) -> "
+          "(Tensor, Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(spanscope, CUDA, m) {
@@ -492,6 +582,7 @@ TORCH_LIBRARY_IMPL(spanscope, CUDA, m) {
     m.impl("sparsek_attention", &opSparseKCuda);
     m.impl("sparsek_plan", &opSparseKPlanCuda);
     m.impl("sparsek_attention_planned", &opSparseKPlannedCuda);
+    m.impl("sparsek_attention_backward", &opSparseKBackwardCuda);
 }
 
 TORCH_LIBRARY_IMPL(spanscope, CPU, m) {

@@ -13,6 +13,8 @@
 //   torch.ops.spanscope.sparsek_attention_planned(q, k, v, u, tau, block_offsets, block_keys,
 //       window, scale) -> (out, lse)   (the fused kernel alone, CUDA only: benchmarks; the plan
 //       must be sparsek_plan's — shapes and dtypes are checked, the key positions are not)
+//   torch.ops.spanscope.sparsek_attention_backward(q, k, v, u, tau, block_offsets, block_keys, out,
+//       lse, dout, top_k, window, scale) -> (dq, dk, dv, du)   (CUDA only; the plan as above)
 // kind is "full", "window" or "block". The CPU dispatch of both operators is the exact reference
 // (attention_cpu.h), so the same call runs on either device.
 //
@@ -83,5 +85,13 @@ SparseKPlan sparsek_plan_cuda(const at::Tensor& u, double topK, int64_t window);
 void sparsek_attention_planned_cuda_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u,
                                         const SparseKPlan& plan, int64_t window, double scale, at::Tensor& out,
                                         at::Tensor& lse);
+
+// Gradients of sparsek_attention_planned_cuda_out (same q, k, v, u, plan, window, scale; its out
+// and lse) for dout: dq, dk, dv in q's dtype and du (B, H, T) float32 through the SPARSEK mask
+// (kernels/sparsek_attention_bwd.cu for the selected keys, the span backward for the window).
+// The CUDA version of sparsek_attention_backward_torch; topK must be the plan's.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sparsek_attention_backward_cuda(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u, const SparseKPlan& plan,
+    const at::Tensor& out, const at::Tensor& lse, const at::Tensor& dout, double topK, int64_t window, double scale);
 
 }  // namespace spanscope

@@ -121,6 +121,43 @@ struct SparseKAttentionFwdParams {
 
 void sparsek_attention_fwd_launch(const SparseKAttentionFwdParams& p, cudaStream_t stream);
 
+// SparseK attention backward, the part through the selected keys (the window part is the span
+// backward with the window mask, fed the SparseK forward's lse and delta: window keys have m = 1).
+// Per block of kSparseKBwdRows queries (the plan's blocks, halved) it recomputes, for each gathered
+// key j of the plan's list and each row i with j <= i - w and m_ij = clip(u_j - tau_i, 0, 1) > 0,
+//   e_ij = exp(s_ij * scale - lse_i),  P_ij = e_ij m_ij,  dP_ij = dO_i . v_j,
+//   dS_ij = P_ij (dP_ij - delta_i),    gm_ij = e_ij (dP_ij - delta_i)   (dL/dm_ij)
+// and adds dq_i = scale Σ dS_ij k_j (stored: dqAccum rows of the block are overwritten, not added),
+// dk_j += scale Σ dS_ij q_i, dv_j += Σ P_ij dO_i (fp32 atomics into dkAccum, dvAccum) and the
+// SPARSEK Jacobian: on row i's free set F_i = {0 < m_ij < 1} (empty when the row selects all its
+// candidates, i - w + 1 <= k), du_j += gm_ij - mean_{F_i} gm (fp32 atomics into du).
+constexpr int kSparseKBwdRows = 64;
+
+struct SparseKAttentionBwdParams {
+    const void* q = nullptr;
+    const void* k = nullptr;
+    const void* v = nullptr;
+    const void* dout = nullptr;
+    const float* lse = nullptr;     // (B, H, T) the forward's
+    const float* delta = nullptr;   // (B, H, T) rowsum(dout ∘ out)
+    const float* u = nullptr;       // (B, H, T)
+    const float* tau = nullptr;     // (B, H, T)
+    const int32_t* blockOffsets = nullptr;  // the forward's plan (kSparseKBlockRows per block)
+    const int32_t* blockKeys = nullptr;
+    float* dqAccum = nullptr;       // (B, H, T, D) contiguous fp32: written (every row)
+    float* dkAccum = nullptr;       // (B, H, T, D) contiguous fp32: added to
+    float* dvAccum = nullptr;       // (B, H, T, D) contiguous fp32: added to
+    float* du = nullptr;            // (B, H, T) fp32: added to
+    Strides qs, ks, vs, dos;
+    int32_t B = 0, H = 0, T = 0, D = 0;
+    int32_t window = 1;
+    double topK = 0;
+    float scale = 1.0f;
+    ElemType elem = ElemType::BF16;
+};
+
+void sparsek_attention_bwd_launch(const SparseKAttentionBwdParams& p, cudaStream_t stream);
+
 // SparseK selection plan on the GPU: the exact streaming selection of sparsek_select_cpu (same
 // walk, same tie order, IEEE double arithmetic without contraction, so the same tau). One thread
 // block per (b, h) and segment of kSparseKPlanSegmentBlocks query blocks walks its blocks in

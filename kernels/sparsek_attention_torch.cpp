@@ -79,4 +79,25 @@ at::Tensor sparsek_attention_torch(const at::Tensor& q, const at::Tensor& k, con
     return at::matmul(e / sum, v);
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sparsek_attention_backward_torch(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u, const at::Tensor& dout,
+    double topK, int64_t window, double scale) {
+    TORCH_CHECK(dout.sizes() == q.sizes(), "sparsek attention backward: dout must have q's shape ", q.sizes(), ", got ",
+                dout.sizes());
+    c10::NoGradGuard noGrad;
+    auto qd = q.to(at::kDouble), kd = k.to(at::kDouble), vd = v.to(at::kDouble), dod = dout.to(at::kDouble);
+    at::Tensor lse, m;
+    auto out = sparsek_attention_torch(qd, kd, vd, u.to(at::kDouble), topK, window, scale, &lse, &m);
+    auto e = at::exp(at::matmul(qd, kd.transpose(-1, -2)) * scale - lse.unsqueeze(-1)).masked_fill(m.le(0), 0.0);
+    auto delta = (dod * out).sum(-1, true);
+    auto gm = e * (at::matmul(dod, vd.transpose(-1, -2)) - delta);
+    auto dS = gm * m;
+    auto dq = at::matmul(dS, kd) * scale, dk = at::matmul(dS.transpose(-1, -2), qd) * scale;
+    auto dv = at::matmul((e * m).transpose(-1, -2), dod);
+    auto freeSet = m.gt(0).logical_and(m.lt(1)).to(at::kDouble);
+    auto mean = (gm * freeSet).sum(-1, true) / at::clamp_min(freeSet.sum(-1, true), 1.0);
+    auto du = ((gm - mean) * freeSet).sum(-2);
+    return {dq, dk, dv, du};
+}
+
 }  // namespace spanscope

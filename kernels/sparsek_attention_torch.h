@@ -16,6 +16,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <tuple>
 
 namespace spanscope {
 
@@ -28,5 +29,17 @@ at::Tensor sparsek_mask_torch(const at::Tensor& u, double topK, int64_t window);
 at::Tensor sparsek_attention_torch(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u,
                                    double topK, int64_t window, double scale, at::Tensor* lse = nullptr,
                                    at::Tensor* mask = nullptr);
+
+// The backward in closed form, the CPU reference of the CUDA backward (kernels/ops.h; any device,
+// dense, fp64 throughout): recomputes out and lse, then with e_ij = exp(s_ij·scale − lse_i) on
+// attended pairs, P = e∘M, dP = dout vᵀ, delta_i = Σ dout_i ∘ out_i, gm = e∘(dP − delta) (∂L/∂M)
+// and dS = gm∘M:
+//   dq = dS k · scale, dk = dSᵀ q · scale, dv = Pᵀ dout,
+//   du_j = Σ_i [j ∈ F_i] (gm_ij − mean_{F_i} gm_i·),  F_i = {j : 0 < M_ij < 1} (the free set of row
+//   i's SPARSEK; the window's 1s and saturated or dropped keys are outside it).
+// Returns dq, dk, dv (B, H, T, D) and du (B, H, T), fp64.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sparsek_attention_backward_torch(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u, const at::Tensor& dout,
+    double topK, int64_t window, double scale);
 
 }  // namespace spanscope

@@ -104,9 +104,41 @@ TEST(SparseKAttentionTorch, GradientsMatchFiniteDifferences) {
         // A fractional k always leaves a free (fractional) mask entry once there are more candidates
         // than k, so the scores must get a gradient; an integer k may select every prefix's top keys
         // with masks exactly 0 or 1 (about 1 draw in 35 for k = 1), where the gradient is truly 0.
-        if (topK != std::floor(topK))
+        if (topK != std::floor(topK)) {
             EXPECT_GT(ug.grad().abs().sum().item<double>(), 0.0) << where << ": the scores must receive a gradient";
+        }
     }
+}
+
+// The closed-form backward (the CUDA kernel's reference) against autograd through the
+// differentiable attention, fp64, fresh inputs: ragged lengths, windows, fractional, integer, zero
+// and everything-budgets, two sequences and heads, some -inf scores (never selected).
+TEST(SparseKAttentionTorch, ClosedFormBackwardMatchesAutograd) {
+    std::mt19937 seeds(std::random_device{}());
+    for (int64_t T : {1, 9, 40, 130})
+        for (int64_t w : {1, 5})
+            for (double topK : {0.0, 1.0, 3.5, 1e9}) {
+                const uint64_t seed = seeds();
+                auto gen = at::detail::createCPUGenerator(seed);
+                const int64_t B = 2, H = 2, D = 8;
+                auto o = at::TensorOptions().dtype(at::kDouble);
+                auto q = at::randn({B, H, T, D}, gen, o), k = at::randn({B, H, T, D}, gen, o), v = at::randn({B, H, T, D}, gen, o);
+                auto u = at::randn({B, H, T}, gen, o) * 1.5;
+                u.masked_fill_(at::rand({B, H, T}, gen, o) < 0.05, -std::numeric_limits<double>::infinity());
+                auto g = at::randn({B, H, T, D}, gen, o);
+                const double scale = 0.4;
+                auto qg = q.clone().requires_grad_(true), kg = k.clone().requires_grad_(true), vg = v.clone().requires_grad_(true),
+                     ug = u.clone().requires_grad_(true);
+                (sparsek_attention_torch(qg, kg, vg, ug, topK, w, scale) * g).sum().backward();
+                auto [dq, dk, dv, du] = sparsek_attention_backward_torch(q, k, v, u, g, topK, w, scale);
+                const std::string where = "T " + std::to_string(T) + " w " + std::to_string(w) + " k " + std::to_string(topK) +
+                                          " seed " + std::to_string(seed);
+                EXPECT_LT((dq - qg.grad()).abs().max().item<double>(), 1e-9) << where << " dq";
+                EXPECT_LT((dk - kg.grad()).abs().max().item<double>(), 1e-9) << where << " dk";
+                EXPECT_LT((dv - vg.grad()).abs().max().item<double>(), 1e-9) << where << " dv";
+                EXPECT_LT((du - ug.grad()).abs().max().item<double>(), 1e-9) << where << " du";
+                EXPECT_FALSE(du.isnan().any().item<bool>()) << where;
+            }
 }
 
 // The blocked SparseK attention of the analysis (any device) against the reference: output, lse,
