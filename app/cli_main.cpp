@@ -106,6 +106,8 @@ int main(int argc, char** argv) {
     trn->add_option("--heads", tr.heads, "fresh model: attention heads")->capture_default_str();
     trn->add_option("--intermediate", tr.intermediate, "fresh model: MLP size")->capture_default_str();
     trn->add_option("--pattern", tr.pattern, "layer pattern (default: the init model's, else full)");
+    trn->add_option("--sparsek-recency", tr.sparsekRecency,
+                    "new sparsek scorers start at u_j = beta * j (beta: this; 0: all keys alike)")->capture_default_str();
     trn->add_option("--context", tr.context, "tokens per sequence")->capture_default_str();
     trn->add_option("--batch", tr.batch, "sequences per step")->capture_default_str();
     trn->add_option("--steps", tr.steps, "optimizer steps")->capture_default_str();

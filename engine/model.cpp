@@ -44,11 +44,16 @@ constexpr bool kOwnKernelForFullLayers = false;
 #endif
 
 at::Tensor sparsekKeyScores(const ModelImpl& m, int layer, const at::Tensor& v) {
-    const at::Tensor& w = m.layers.at(static_cast<size_t>(layer)).sparsekScore;  // (H, D)
+    const LayerWeights& lw = m.layers.at(static_cast<size_t>(layer));
+    const at::Tensor& w = lw.sparsekScore;  // (H, D)
     if (!w.defined())
         throw InputError("layer " + std::to_string(layer) + ": sparsek needs a scoring network, and this model has none "
                          "at that layer (train or continue training it with a sparsek pattern there first)");
-    return (v * w.to(v.scalar_type()).unsqueeze(0).unsqueeze(2)).sum(-1);
+    // In float32: the recency term grows with j, and bf16 would round it to steps of 32 at j = 8k.
+    auto u = (v.to(at::kFloat) * w.to(at::kFloat).unsqueeze(0).unsqueeze(2)).sum(-1);
+    if (!lw.sparsekPosition.defined()) return u;
+    auto j = at::arange(v.size(2), u.options());
+    return u + lw.sparsekPosition.to(at::kFloat).view({1, -1, 1}) * j.view({1, 1, -1});
 }
 
 AttentionFn patternAttention(const LayerPattern& pattern, const ModelImpl& m) {

@@ -24,9 +24,12 @@ struct LayerWeights {
     at::Tensor postNorm;   // (C)
     at::Tensor wGate, wUp; // (I, C)
     at::Tensor wDown;      // (C, I)
-    // SparseK layers only: the scoring network, one vector per head over the head's value vector,
-    // u_j = w_h · v_j (position-free: values carry no rotary phase); undefined elsewhere.
-    at::Tensor sparsekScore;  // (H, D)
+    // SparseK layers only: the scoring network, per head a vector over the head's value vector and
+    // a recency slope, u_j = w_h · v_j + β_h · j (values carry no rotary phase, so the position
+    // enters only through β; only differences of u matter, so j counts from any origin); undefined
+    // elsewhere.
+    at::Tensor sparsekScore;     // (H, D) w_h
+    at::Tensor sparsekPosition;  // (H) β_h
 };
 
 struct ModelImpl {
@@ -54,8 +57,8 @@ using AttentionFn = std::function<at::Tensor(int layer, const at::Tensor& q, con
 // sparsek_attention_aten with the layer's key scores (sparsekKeyScores). `m` must outlive the result.
 AttentionFn patternAttention(const LayerPattern& pattern, const ModelImpl& m);
 
-// SparseK key scores u_j = w_h · v_j of layer `layer` (w: the layer's scoring network, (H, D));
-// v: (B, H, T, D) -> (B, H, T). Throws InputError when the model has no scoring network there
+// SparseK key scores u_j = w_h · v_j + β_h · j of layer `layer` (the layer's scoring network;
+// j = 0..T-1), in float32; v: (B, H, T, D) -> (B, H, T). Throws InputError when the model has no scoring network there
 // (it was not trained with a sparsek layer at that place).
 at::Tensor sparsekKeyScores(const ModelImpl& m, int layer, const at::Tensor& v);
 

@@ -3,6 +3,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "kernels/attention_cpu.h"
+#include "kernels/sparsek_attention_torch.h"
 #ifdef SPANSCOPE_HAVE_CUDA
 #include "kernels/ops.h"
 #endif
@@ -54,7 +55,49 @@ struct SpanAttentionFunction : public torch::autograd::Function<SpanAttentionFun
     }
 };
 
+#ifdef SPANSCOPE_HAVE_CUDA
+// SparseK on the GPU: the plan (kept for the backward), the fused forward, the backward kernels.
+struct SparseKAttentionFunction : public torch::autograd::Function<SparseKAttentionFunction> {
+    static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                              const at::Tensor& u, double topK, int64_t window, double scale) {
+        const at::Tensor uf = u.to(at::kFloat).contiguous();
+        const SparseKPlan plan = sparsek_plan_cuda(uf, topK, window);
+        auto out = at::empty(q.sizes(), q.options());
+        auto lse = at::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(at::kFloat));
+        sparsek_attention_planned_cuda_out(q, k, v, uf, plan, window, scale, out, lse);
+        ctx->save_for_backward({q, k, v, uf, out, lse, plan.tau, plan.blockOffsets, plan.blockKeys});
+        ctx->saved_data["topK"] = topK;
+        ctx->saved_data["window"] = window;
+        ctx->saved_data["scale"] = scale;
+        ctx->saved_data["uType"] = static_cast<int64_t>(u.scalar_type());
+        return out;
+    }
+
+    static variable_list backward(AutogradContext* ctx, variable_list grads) {
+        auto s = ctx->get_saved_variables();
+        SparseKPlan plan;
+        plan.tau = s[6];
+        plan.blockOffsets = s[7];
+        plan.blockKeys = s[8];
+        auto dout = grads[0].to(s[0].scalar_type()).contiguous();
+        auto [dq, dk, dv, du] = sparsek_attention_backward_cuda(
+            s[0], s[1], s[2], s[3], plan, s[4], s[5], dout, ctx->saved_data["topK"].toDouble(),
+            ctx->saved_data["window"].toInt(), ctx->saved_data["scale"].toDouble());
+        return {dq, dk, dv, du.to(static_cast<at::ScalarType>(ctx->saved_data["uType"].toInt())), at::Tensor(), at::Tensor(),
+                at::Tensor()};
+    }
+};
+#endif
+
 }  // namespace
+
+at::Tensor sparsekAttentionAutograd(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u,
+                                    double topK, int64_t window, double scale) {
+#ifdef SPANSCOPE_HAVE_CUDA
+    if (onGpuKernel(q, k, v)) return SparseKAttentionFunction::apply(q, k, v, u, topK, window, scale);
+#endif
+    return sparsek_attention_torch(q, k, v, u, topK, window, scale);
+}
 
 at::Tensor spanAttentionAutograd(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const SpanMask& mask,
                                  double scale) {

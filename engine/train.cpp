@@ -22,7 +22,6 @@
 #include "engine/safetensors.h"
 #include "engine/span_autograd.h"
 #include "kernels/attention_cpu.h"
-#include "kernels/sparsek_attention_torch.h"
 #include "engine/token_data.h"
 #include "engine/tokenizer.h"
 
@@ -32,7 +31,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr int kStateVersion = 1;
-constexpr int64_t kMaxSparseKContext = 4096;  // dense SparseK reference: (B, H, T, T) tensors
+constexpr int64_t kMaxSparseKContext = 4096;  // dense SparseK reference (CPU): (B, H, T, T) tensors
 
 std::string join(const std::string& dir, const std::string& name) { return (fs::path(dir) / name).string(); }
 bool exists(const std::string& p) { return ::access(p.c_str(), F_OK) == 0; }
@@ -89,6 +88,8 @@ void checkOptions(const TrainOptions& o) {
     if (o.out.empty()) throw InputError("--out is required");
     if (o.init.empty() && o.tokenizer.empty())
         throw InputError("give --init MODEL_DIR to continue training a model, or --tokenizer FILE for a fresh one");
+    if (!(o.sparsekRecency >= 0 && o.sparsekRecency <= 64))
+        throw InputError("--sparsek-recency must be in [0, 64] (score per position)");
     if (o.dtype != "bfloat16" && o.dtype != "float16" && o.dtype != "float32")
         throw InputError("--dtype must be bfloat16, float16 or float32");
 }
@@ -134,10 +135,14 @@ Inputs loadInputs(const TrainOptions& o) {
         throw InputError("--pattern: " + what +
                          (what.find("layers") == std::string::npos ? " (the model has " + std::to_string(c.numLayers) + " layers)" : ""));
     }
+    // SparseK layers train through the kernels on CUDA (head dim 64 or 128), elsewhere through the
+    // dense reference.
+    const bool sparsekKernels = in.device == "cuda" && (c.headDim() == 64 || c.headDim() == 128);
     for (const auto& spec : in.pattern.layers)
-        if (spec.kind == AttentionKind::SparseK && o.context > kMaxSparseKContext)
-            throw InputError("--pattern: sparsek layers train with the dense reference (T x T per head), so --context "
-                             "must be at most " + std::to_string(kMaxSparseKContext) + " (got " +
+        if (spec.kind == AttentionKind::SparseK && !sparsekKernels && o.context > kMaxSparseKContext)
+            throw InputError("--pattern: sparsek layers train with the dense reference (T x T per head) on " + in.device +
+                             (in.device == "cuda" ? " for head dim " + std::to_string(c.headDim()) : std::string()) +
+                             ", so --context must be at most " + std::to_string(kMaxSparseKContext) + " (got " +
                              std::to_string(o.context) + ")");
     std::error_code ec;
     fs::create_directories(o.out, ec);
@@ -164,13 +169,15 @@ struct Trainee {
 void matchOptionalTensors(ModelImpl& dst, const ModelImpl& src) {
     dst.layers.resize(src.layers.size());
     if (src.lmHead.defined()) dst.lmHead = at::empty({0});
-    for (size_t l = 0; l < src.layers.size(); ++l)
+    for (size_t l = 0; l < src.layers.size(); ++l) {
         if (src.layers[l].sparsekScore.defined()) dst.layers[l].sparsekScore = at::empty({0});
+        if (src.layers[l].sparsekPosition.defined()) dst.layers[l].sparsekPosition = at::empty({0});
+    }
 }
 
-// fp32 masters of the starting model; SparseK layers of the pattern get a scoring network
-// (zeros: every candidate scores alike at first) and other layers drop theirs.
-Trainee makeTrainee(const Model& start, const ModelConfig& config, const LayerPattern& pattern) {
+// fp32 masters of the starting model; SparseK layers of the pattern without a scoring network get
+// one (w = 0, β = recency: the latest candidates first) and other layers drop theirs.
+Trainee makeTrainee(const Model& start, const ModelConfig& config, const LayerPattern& pattern, double recency) {
     Trainee t;
     t.masters = std::make_unique<ModelImpl>();
     ModelImpl& src = start.impl();
@@ -185,10 +192,17 @@ Trainee makeTrainee(const Model& start, const ModelConfig& config, const LayerPa
         *dstParams[i].second = srcParams[i].second->detach().to(at::kFloat).clone().requires_grad_(true);
     for (size_t l = 0; l < pattern.layers.size(); ++l) {
         at::Tensor& score = t.masters->layers[l].sparsekScore;
-        if (pattern.layers[l].kind != AttentionKind::SparseK) score = at::Tensor();
-        else if (!score.defined())
-            score = at::zeros({config.numHeads, config.headDim()}, at::TensorOptions().dtype(at::kFloat).device(src.device))
-                        .requires_grad_(true);
+        at::Tensor& slope = t.masters->layers[l].sparsekPosition;
+        if (pattern.layers[l].kind != AttentionKind::SparseK) {
+            score = at::Tensor();
+            slope = at::Tensor();
+            continue;
+        }
+        auto f32 = at::TensorOptions().dtype(at::kFloat).device(src.device);
+        if (!score.defined()) {
+            score = at::zeros({config.numHeads, config.headDim()}, f32).requires_grad_(true);
+            slope = at::full({config.numHeads}, recency, f32).requires_grad_(true);
+        }
     }
     t.params = t.masters->namedParameters();
     for (auto& [name, p] : t.params) {
@@ -215,8 +229,8 @@ std::unique_ptr<ModelImpl> computeView(const Trainee& t) {
 // code the analysis runs, so training and analysis apply the same masks (span_mask.h).
 // SPANSCOPE_TRAIN_ATTENTION=sdpa runs window/block layers through SDPA with a dense boolean mask
 // instead (O(T²) work; a fallback and a cross-check).
-// SparseK layers: the dense differentiable reference (kernels/sparsek_attention_torch.h) with the
-// layer's scores u = w_h · v_j.
+// SparseK layers: the fused kernels and their backward on CUDA, the dense differentiable reference
+// elsewhere (engine/span_autograd.h), with the layer's key scores (sparsekKeyScores).
 AttentionFn trainingAttention(const LayerPattern& pattern, const ModelImpl& m) {
     const char* env = std::getenv("SPANSCOPE_TRAIN_ATTENTION");
     const bool sdpa = env && std::string(env) == "sdpa";
@@ -224,8 +238,8 @@ AttentionFn trainingAttention(const LayerPattern& pattern, const ModelImpl& m) {
         const LayerSpec& spec = pattern.layers.at(static_cast<size_t>(layer));
         if (spec.kind == AttentionKind::Full) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, true);
         if (spec.kind == AttentionKind::SparseK) {
-            return sparsek_attention_torch(q, k, v, sparsekKeyScores(m, layer, v), static_cast<double>(spec.topK), spec.span,
-                                           1.0 / std::sqrt(static_cast<double>(q.size(-1))));
+            return sparsekAttentionAutograd(q, k, v, sparsekKeyScores(m, layer, v), static_cast<double>(spec.topK), spec.span,
+                                            1.0 / std::sqrt(static_cast<double>(q.size(-1))));
         }
         if (sdpa) {
             const int64_t T = q.size(2);
@@ -415,7 +429,7 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainPro
     config.maxPositions = o.context;
     config.trainedPattern = in.pattern.text();
     config.dtype = o.dtype;
-    Trainee t = makeTrainee(*in.model, config, in.pattern);
+    Trainee t = makeTrainee(*in.model, config, in.pattern, o.sparsekRecency);
     in.model.reset();
     const nlohmann::json id = identity(o, in, config);
 
@@ -510,6 +524,7 @@ TrainResult train(const TrainOptions& o, const std::function<void(const TrainPro
         {"pattern", in.pattern.text()},
         {"options", {{"context", o.context}, {"batch", o.batch}, {"steps", o.steps}, {"lr", o.lr},
                      {"min_lr_ratio", o.minLrRatio}, {"warmup", o.warmup}, {"weight_decay", o.weightDecay},
+                     {"sparsek_recency", o.sparsekRecency},
                      {"beta1", o.beta1}, {"beta2", o.beta2}, {"eps", o.eps}, {"clip", o.clip},
                      {"eval_every", o.evalEvery}, {"eval_batches", o.evalBatches}, {"seed", o.seed},
                      {"dtype", o.dtype}, {"init", o.init}, {"tokenizer", o.tokenizer}}},

@@ -41,6 +41,10 @@ struct TrainOptions {
     std::string tokenizer;
     int64_t layers = 12, hidden = 256, heads = 4, intermediate = 768;
     std::string pattern;             // text form; empty: the init model's trained pattern, else all full
+    // Starting recency slope β of new SparseK scorers (u_j = w·v_j + β·j, w = 0): β ≥ 1 selects the
+    // k latest keys before the window (a longer window), with a soft edge 1/β keys wide for β < 1
+    // where the gradient reaches the scorer; 0 scores every key alike.
+    double sparsekRecency = 1.0 / 16;
     int64_t context = 2048;          // tokens per sequence
     int64_t batch = 8;               // sequences per step
     int64_t steps = 1000;            // total optimizer steps of the run

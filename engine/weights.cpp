@@ -73,7 +73,10 @@ std::unique_ptr<ModelImpl> allocate(const ModelConfig& c, const std::string& dev
     if (!c.trainedPattern.empty()) {
         const LayerPattern p = parsePattern(c.trainedPattern, static_cast<int>(c.numLayers));
         for (size_t l = 0; l < p.layers.size(); ++l)
-            if (p.layers[l].kind == AttentionKind::SparseK) m->layers[l].sparsekScore = at::empty({c.numHeads, c.headDim()}, o);
+            if (p.layers[l].kind == AttentionKind::SparseK) {
+                m->layers[l].sparsekScore = at::empty({c.numHeads, c.headDim()}, o);
+                m->layers[l].sparsekPosition = at::empty({c.numHeads}, o);
+            }
     }
     return m;
 }
@@ -95,6 +98,7 @@ std::vector<std::pair<std::string, at::Tensor*>> ModelImpl::namedParameters() {
                                {p + "mlp.up_proj.weight", &w.wUp},
                                {p + "mlp.down_proj.weight", &w.wDown}});
         if (w.sparsekScore.defined()) out.emplace_back(p + "self_attn.sparsek_score.weight", &w.sparsekScore);
+        if (w.sparsekPosition.defined()) out.emplace_back(p + "self_attn.sparsek_score.position", &w.sparsekPosition);
     }
     out.emplace_back("model.norm.weight", &finalNorm);
     if (lmHead.defined()) out.emplace_back("lm_head.weight", &lmHead);
@@ -160,6 +164,11 @@ std::shared_ptr<Model> Model::load(const std::string& dir, const std::string& de
     for (auto& [name, t] : impl->namedParameters()) {
         const SafetensorsFile* file = nullptr;
         const TensorInfo* info = shards.find(name, &file);
+        // SparseK models saved before the scorer had a recency slope: β = 0.
+        if (!info && name.size() > 23 && name.compare(name.size() - 23, 23, ".sparsek_score.position") == 0) {
+            t->zero_();
+            continue;
+        }
         if (!info) throw InputError(dir + ": weights have no tensor '" + name + "'");
         auto type = scalarTypeOf(info->dtype);
         if (!type)
