@@ -291,11 +291,17 @@ def bench_sparsek(args, log, lines, flex_default, flex_autotune, dev):
       sdpa-gather  SDPA (default backend choice) on each query block's gathered keys (its list plus
                    its window, padded) with the additive mask log m / -inf; the gather is done once
                    beforehand and not timed (favours the peer)
-    FLOPs: 4*d per attended pair (window pairs + pairs with m > 0)."""
+    FLOPs: 4*d per attended pair (window pairs + pairs with m > 0).
+    Backward (dq, dk, dv and du from dout; sparsek_attention_backward: the gathered keys' kernel plus
+    the span backward over the window), 2.5 x the forward's FLOPs, against FlexAttention's backward of
+    the same compiled forward (dq, dk, dv only: it treats u and tau as constants, so it does less)."""
     topk, w, spread = 128.0, 384, 4.0
     ours_planned = torch.ops.spanscope.sparsek_attention_planned
+    ours_bwd = torch.ops.spanscope.sparsek_attention_backward
     table = ["| d | N | B | H | selected keys / query | plan ms | ours TFLOP/s | ms | flex | flex-autotune | sdpa-gather | "
              "ours/flex best | ours/sdpa-gather |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    btable = ["| d | N | B | H | ours bwd TFLOP/s | ms | bwd / fwd | flex bwd TFLOP/s | ms | ours/flex |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     ns = [16384] if args.quick else [8192, 16384, 32768, 65536]
     autotune_spent = 0.0
     for d in [64, 128]:
@@ -310,7 +316,11 @@ def bench_sparsek(args, log, lines, flex_default, flex_autotune, dev):
             selected, window_pairs = (int(x) for x in pairs.tolist())
             flops = 4.0 * d * (selected + window_pairs)
             t_ours = median_ms(lambda: ours_planned(q, k, v, u, tau, offs, keys, w, scale))
-            out = ours_planned(q, k, v, u, tau, offs, keys, w, scale)[0]
+            out, lse = ours_planned(q, k, v, u, tau, offs, keys, w, scale)
+            do = torch.randn_like(q)
+            t_bwd = median_ms(lambda: ours_bwd(q, k, v, u, tau, offs, keys, out, lse, do, topk, w, scale))
+            mine = ours_bwd(q, k, v, u, tau, offs, keys, out, lse, do, topk, w, scale)
+            t_flex_bwd = None
             peers = {}
 
             def sk_mask(b, h, q_idx, kv_idx):
@@ -328,6 +338,15 @@ def bench_sparsek(args, log, lines, flex_default, flex_autotune, dev):
                 if diff > 0.05:
                     log(f"  WARNING: ours vs flex max diff {diff:.3g} at d={d} n={n}")
                 peers["flex"] = median_ms(lambda: flex_default(q, k, v, score_mod=sk_score, block_mask=bm, scale=scale))
+                qg, kg, vg = (t.detach().clone().requires_grad_(True) for t in (q, k, v))
+                o = flex_default(qg, kg, vg, score_mod=sk_score, block_mask=bm, scale=scale)
+                theirs = torch.autograd.grad(o, (qg, kg, vg), do, retain_graph=True)
+                gdiff = max((a.float() - b.float()).abs().max().item() / max(b.float().abs().max().item(), 1e-30)
+                            for a, b in zip(mine[:3], theirs))
+                if gdiff > 0.05:
+                    log(f"  WARNING: ours vs flex backward max relative diff {gdiff:.3g} at d={d} n={n}")
+                t_flex_bwd = median_ms(lambda: torch.autograd.grad(o, (qg, kg, vg), do, retain_graph=True))
+                del qg, kg, vg, o, theirs
                 if autotune_spent < args.autotune_budget and n in (16384, 65536):
                     t1 = time.time()
                     flex_autotune(q, k, v, score_mod=sk_score, block_mask=bm, scale=scale)
@@ -351,10 +370,15 @@ def bench_sparsek(args, log, lines, flex_default, flex_autotune, dev):
             table.append(f"| {d} | {n} | {B} | {H} | {selected / (B * H * n):.1f} | {plan_ms:.2f} | {tf(t_ours):6.1f} | {t_ours:.3f} | "
                          + " | ".join(cells + [ratio_flex, ratio_sdpa]) + " |")
             print(table[-1], flush=True)
-            del q, k, v, u, tau, offs, keys, out
+            btf = lambda ms: 2.5 * flops / ms / 1e9  # noqa: E731
+            fcells = [f"{btf(t_flex_bwd):6.1f}", f"{t_flex_bwd:.3f}", f"{t_flex_bwd / t_bwd:.2f}"] if t_flex_bwd else ["-"] * 3
+            btable.append(f"| {d} | {n} | {B} | {H} | {btf(t_bwd):6.1f} | {t_bwd:.3f} | {t_bwd / t_ours:.2f} | " + " | ".join(fcells) + " |")
+            print(btable[-1], flush=True)
+            del q, k, v, u, tau, offs, keys, out, lse, do, mine
             torch.cuda.empty_cache()
     emit_report(args, lines, ["## SparseK forward, bf16, k = 128, w = 384, u ~ N(0, 16), B*N = 16k tokens (B = 1 beyond), H*d = 2048",
-                              ""] + table)
+                              ""] + table + ["", "## SparseK backward (dq, dk, dv, du; flex: dq, dk, dv), same inputs, "
+                                                 "TFLOP/s at 2.5 x the forward's FLOPs", ""] + btable)
 
 
 def sdpa_gathered(q, k, v, u, tau, offs, keys, w, scale, ours_out):

@@ -135,8 +135,14 @@ TEST(SparseKAttentionCuda, RejectsBadInputsWithClearMessages) {
     SparseKPlan plan = sparsek_plan(u, 4, 4, kSparseKPlanBlockRows, q.device());
     auto out = at::empty_like(q);
     auto lse = at::empty({1, 2, 16}, u.options());
+    auto [o2, l2] = sparsek_attention_cuda(q, q, q, u, 4, 4, 1.0);
+    test::expectTorchError([&] { sparsek_attention_backward_cuda(q, q, q, u, plan, o2, l2, q.narrow(2, 0, 8), 4, 4, 1.0); }, "dout");
+    test::expectTorchError([&] { sparsek_attention_backward_cuda(q, q, q, u, plan, o2, l2.to(at::kDouble), q, 4, 4, 1.0); },
+                           "lse");
+    test::expectTorchError([&] { sparsek_attention_backward_cuda(q, q, q, u, plan, o2, l2, q, -1, 4, 1.0); }, "k must be");
     plan.blockOffsets = plan.blockOffsets.narrow(0, 0, 1);
     test::expectTorchError([&] { sparsek_attention_planned_cuda_out(q, q, q, u, plan, 4, 1.0, out, lse); }, "block_offsets");
+    test::expectTorchError([&] { sparsek_attention_backward_cuda(q, q, q, u, plan, o2, l2, q, 4, 4, 1.0); }, "block_offsets");
 }
 
 // The GPU plan (kernels/sparsek_plan.cu) against the host's: the same walk in IEEE double, so tau,
