@@ -209,9 +209,40 @@ int GuiApp::run() {
     return m_exitCode;
 }
 
+namespace {
+
+// A model trained with SparseK layers above l full ones opens with that pattern (the SparseK
+// controls set to its k and window), unless the UI already asks for SparseK (saved settings).
+void adoptTrainedSparseK(UiState& ui, const ModelConfig& c) {
+    if (c.trainedPattern.empty() || ui.sparseKind == AttentionKind::SparseK) return;
+    LayerPattern p;
+    try {
+        p = parsePattern(c.trainedPattern, static_cast<int>(c.numLayers));
+    } catch (const InputError&) {
+        return;
+    }
+    size_t l = 0;
+    while (l < p.layers.size() && p.layers[l].kind == AttentionKind::Full) ++l;
+    if (l == p.layers.size() || p.layers[l].kind != AttentionKind::SparseK) return;
+    for (size_t i = l; i < p.layers.size(); ++i)
+        if (p.layers[i].kind != AttentionKind::SparseK || p.layers[i].span != p.layers[l].span ||
+            p.layers[i].topK != p.layers[l].topK)
+            return;
+    ui.boundary = static_cast<int>(l);
+    ui.sparseKind = AttentionKind::SparseK;
+    ui.sparseSpan = p.layers[l].span;
+    ui.sparseTopK = p.layers[l].topK;
+}
+
+}  // namespace
+
 void GuiApp::frame() {
     m_snap = m_runner.latest();
     const Snapshot& snap = *m_snap;
+    if (snap.model && snap.model.get() != m_seenModel) {
+        m_seenModel = snap.model.get();
+        adoptTrainedSparseK(m_ui, snap.model->config);
+    }
     if (snap.model) {
         const int L = static_cast<int>(snap.model->config.numLayers);
         m_ui.boundary = std::clamp(m_ui.boundary, 0, L);

@@ -87,6 +87,7 @@ private:
     std::vector<std::unique_ptr<View>> m_views;
     std::unique_ptr<GuiScript> m_script;
     std::shared_ptr<const Snapshot> m_snap;
+    const void* m_seenModel = nullptr;  // the model whose trained pattern the UI last looked at
 
     AnalysisRequest m_submitted;       // last request sent to the worker
     std::string m_submittedKey;        // model + document it was sent for

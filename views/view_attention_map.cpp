@@ -136,15 +136,17 @@ private:
         (void)vk1;
     }
 
-    // SparseK layers: the cells of the map where any query selected a key (outlined, cyan), and the
-    // chosen query's own selected keys as ticks on its row (yellow).
+    // SparseK layers: the cells of the map where any query selected a key (cyan; opacity grows with
+    // the share of the cell's keys a query selects, so a few picked keys stand out from a broad
+    // fractional tail; outlined where cells are wide enough, filled where they are a few pixels), and
+    // the chosen query's own selected keys as ticks on its row (yellow).
     template <typename Sx, typename Sy>
     static void drawSelections(ImDrawList* dl, const AnalysisResult& a, const LayerAnalysis& la, const UiState& ui, float vk0,
                                float vk1, float vq0, float vq1, Sx sx, Sy sy) {
         const SparseKSelectionStats& sel = la.selections;
         if (sel.countBins.empty() || sel.poolRows <= 0 || sel.poolCols <= 0) return;
         const auto H = static_cast<int64_t>(sel.heads());
-        const uint32_t col = IM_COL32(80, 230, 255, 200);
+        const double headsShown = ui.head < 0 ? static_cast<double>(H) : 1.0;
         const double rq = static_cast<double>(a.mapQ1 - a.mapQ0) / static_cast<double>(sel.poolRows);
         const double rk = static_cast<double>(a.mapK1 - a.mapK0) / static_cast<double>(sel.poolCols);
         int drawn = 0;
@@ -158,7 +160,11 @@ private:
                 if (v <= 0) continue;
                 const float k0 = static_cast<float>(a.mapK0 + c * rk), k1 = static_cast<float>(a.mapK0 + (c + 1) * rk);
                 if (k1 < vk0 || k0 > vk1) continue;
-                dl->AddRect(ImVec2(sx(k0), sy(q0)), ImVec2(sx(k1), sy(q1)), col, 0.0f, 0, 1.0f);
+                const double share = std::min(1.0, static_cast<double>(v) / (headsShown * std::max(rk, 1.0)));
+                const auto alpha = static_cast<int>(40 + 200 * std::sqrt(share));
+                const ImVec2 p0(sx(k0), sy(q0)), p1(sx(k1), sy(q1));
+                if (p1.x - p0.x >= 4.0f) dl->AddRect(p0, p1, IM_COL32(80, 230, 255, alpha), 0.0f, 0, 1.0f);
+                else dl->AddRectFilled(p0, p1, IM_COL32(80, 230, 255, alpha / 2));
                 ++drawn;
             }
         }
