@@ -135,6 +135,18 @@ check(f"saved settings restore SparseK with its k ({k00['analysis']['layers'][1]
       k00["sparse_kind"] == "sparsek" and k00["sparse_top_k"] == 7 and k00["analysis"]["layers"][1]["spec"] == "sparsek:7/8")
 sys.exit(1 if fails else 0)
 PY
+# Without saved SparseK settings, the SparseK model opens with the pattern it was trained with.
+printf 'model %s\ndoc %s\nwait\nstate %s\nquit\n' "$W/skmodel" "$W/doc.txt" "$W/k3.json" >"$W/skscript2.txt"
+timeout 300 xvfb-run -a -s "-screen 0 1400x900x24" "$GUI" --script "$W/skscript2.txt" --settings "$W/sksettings2.json" \
+  --width 1400 --height 900 >"$W/skgui2.log" 2>&1 || { cat "$W/skgui2.log"; echo "FAIL: SparseK session 2"; exit 1; }
+python3 - "$W/k3.json" <<'PY' || exit 1
+import json, sys
+k3 = json.load(open(sys.argv[1]))
+specs = [l["spec"] for l in k3["analysis"]["layers"]]
+ok = k3["sparse_kind"] == "sparsek" and k3["boundary"] == 1 and specs == ["full", "sparsek:4/8"]
+print(("ok   " if ok else "FAIL ") + f"a SparseK model opens with its trained pattern ({specs}, boundary {k3['boundary']})")
+sys.exit(0 if ok else 1)
+PY
 
 # The exported manifest regenerates the figures from the command line.
 "$CLI" report --from "$W/export/manifest.json" --out "$W/regen" >"$W/regen.txt" 2>&1 || { cat "$W/regen.txt"; echo "FAIL: report --from the GUI export"; exit 1; }
