@@ -27,8 +27,13 @@ LayerCost layerCost(const LayerSpec& spec, const CostParams& p) {
     for (int64_t q0 = 0; q0 < p.tokens; q0 += p.tileQ) {
         int64_t q1 = std::min(p.tokens, q0 + p.tileQ);
         keyRows += static_cast<double>(q1 - spec.firstKey(q0));
+        if (spec.kind == AttentionKind::SparseK) {
+            // Candidates of the tile's last query: keys 0..q1-1-w.
+            const int64_t candidates = std::max<int64_t>(0, q1 - spec.span);
+            const int64_t rows = q1 - q0;
+            keyRows += static_cast<double>(std::min({candidates, spec.topK + rows, spec.topK * rows}));
+        }
     }
-    if (spec.kind == AttentionKind::SparseK) keyRows += static_cast<double>(c.pairs - LayerSpec::window(spec.span).attendedPairs(p.tokens));
     c.bytes = (2.0 * static_cast<double>(p.tokens) + 2.0 * keyRows) * hd * static_cast<double>(p.bytesPerElement);
     c.kvCacheBytes = 2.0 * static_cast<double>(kvRowsKept(spec, p.tokens)) * hd * static_cast<double>(p.bytesPerElement);
     int64_t fullPairs = LayerSpec::full().attendedPairs(p.tokens);

@@ -4,7 +4,9 @@
 //   pairs      exact attended (query, key) pairs of the causal pattern (LayerSpec::attendedPairs)
 //   flops      4·d·pairs per head (QKᵀ and PV, a multiply-add counted as 2)
 //   bytes      what a tiled kernel moves: Q read and O written once (2·n·H·d·e) plus, for every
-//              tile of `tileQ` queries, the K and V rows its queries can reach (2·keys·H·d·e)
+//              tile of `tileQ` queries, the K and V rows its queries can reach (2·keys·H·d·e);
+//              sparsek adds the tile's gathered rows: its queries' selections together, at most
+//              k + tileQ keys (a key that leaves the top-k never returns) and at most k·tileQ
 //   kvCache    K and V a generator must keep after n tokens: full n, window w, block b (2b with
 //              the previous block), sparsek k + w — times 2·H·d·e
 // relativeCost C = pairs of the pattern / pairs of the same model with every layer full: the

@@ -39,3 +39,20 @@ TEST(CostModel, CostIsMonotoneInTheBoundary) {
     }
     EXPECT_DOUBLE_EQ(last, 1.0);
 }
+
+// SparseK's bytes: the window's rows plus, per query tile, the rows gathered for its queries'
+// selections — at most k + tileQ (selections persist along the document), at most k·tileQ, at most
+// the tile's candidates. Counted by hand for n = 40, w = 8, k = 4, tiles of 16: tile [0, 16) gathers
+// its 8 candidates, [16, 32) k + 16 = 20 of 24, [32, 40) k + 8 = 12 of 32: 40 rows beyond the window.
+TEST(CostModel, SparseKBytesCountEachTilesGatheredRowsOnce) {
+    const CostParams p{40, 2, 64, 2, 16};
+    const LayerCost sk = layerCost(LayerSpec::sparseK(4, 8), p), win = layerCost(LayerSpec::window(8), p);
+    EXPECT_DOUBLE_EQ(sk.bytes - win.bytes, 2.0 * 40 * 2 * 64 * 2);
+    // k = 0 gathers nothing; a budget beyond the document gathers every candidate of each tile once.
+    EXPECT_DOUBLE_EQ(layerCost(LayerSpec::sparseK(0, 8), p).bytes, win.bytes);
+    EXPECT_DOUBLE_EQ(layerCost(LayerSpec::sparseK(1000, 8), p).bytes - win.bytes, 2.0 * (8 + 24 + 32) * 2 * 64 * 2);
+    // On a long document SparseK moves far less than all-full attention (each tile gathers about
+    // k + tileQ rows, not k per query).
+    const CostParams big{8192, 4, 64, 2, 128};
+    EXPECT_LT(layerCost(LayerSpec::sparseK(128, 384), big).bytes, layerCost(LayerSpec::full(), big).bytes / 4);
+}
