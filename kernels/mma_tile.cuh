@@ -104,6 +104,23 @@ __device__ __forceinline__ void loadRows(T* tile, const T* base, int64_t stride,
     }
 }
 
+// SparseK's gathered tile: entries [n0, n0 + ROWS) of a block's ascending key list `keys` (nSel
+// long) — their K and V rows into swizzled tiles (zeros past the list), their positions into sIdx
+// (-1 past the list) and their scores u into sU (-inf past the list). All NT threads call it.
+template <int ROWS, int D, int NT, typename T>
+__device__ __forceinline__ void loadGatheredKV(T* sK, T* sV, int32_t* sIdx, float* sU, const T* kBase, int64_t kStride,
+                                               const T* vBase, int64_t vStride, const float* u, const int32_t* keys,
+                                               int n0, int nSel) {
+    const int valid = min(ROWS, nSel - n0);
+    for (int r = threadIdx.x; r < ROWS; r += NT) {
+        const int j = r < valid ? keys[n0 + r] : -1;
+        sIdx[r] = j;
+        sU[r] = j >= 0 ? u[j] : -INFINITY;
+    }
+    loadRows<ROWS, D, NT>(sK, kBase, kStride, keys + n0, valid);
+    loadRows<ROWS, D, NT>(sV, vBase, vStride, keys + n0, valid);
+}
+
 __device__ __forceinline__ float quadMax(float v) {
     v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
     return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));

@@ -293,6 +293,32 @@ void checkSparseKInputs(const at::Tensor& q, const at::Tensor& k, const at::Tens
                     ", got ", t->scalar_type(), " on ", t->device());
 }
 
+// The fields the SparseK forward and backward launches share (inputs checked by checkSparseKInputs):
+// q, k, v and their strides, u, the plan, the shape, the window (clamped), the scale, the element type.
+template <typename Params>
+Params sparsekLaunchParams(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u,
+                           const SparseKPlan& plan, int64_t window, double scale) {
+    Params p;
+    p.q = q.data_ptr();
+    p.k = k.data_ptr();
+    p.v = v.data_ptr();
+    p.u = u.data_ptr<float>();
+    p.tau = plan.tau.data_ptr<float>();
+    p.blockOffsets = plan.blockOffsets.data_ptr<int32_t>();
+    p.blockKeys = plan.blockKeys.data_ptr<int32_t>();
+    p.qs = stridesOf(q);
+    p.ks = stridesOf(k);
+    p.vs = stridesOf(v);
+    p.B = static_cast<int32_t>(q.size(0));
+    p.H = static_cast<int32_t>(q.size(1));
+    p.T = static_cast<int32_t>(q.size(2));
+    p.D = static_cast<int32_t>(q.size(3));
+    p.window = static_cast<int32_t>(std::min<int64_t>(window, q.size(2) + 1));
+    p.scale = static_cast<float>(scale);
+    p.elem = elemOf(q);
+    return p;
+}
+
 }  // namespace
 
 void sparsek_attention_planned_cuda_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u,
@@ -305,27 +331,10 @@ void sparsek_attention_planned_cuda_out(const at::Tensor& q, const at::Tensor& k
                 "sparsek attention: out must be ", q.scalar_type(), " on ", q.device());
     CHECK_LAYOUT(out);
     const c10::cuda::CUDAGuard guard(q.device());
-    cuda::SparseKAttentionFwdParams p;
-    p.q = q.data_ptr();
-    p.k = k.data_ptr();
-    p.v = v.data_ptr();
+    auto p = sparsekLaunchParams<cuda::SparseKAttentionFwdParams>(q, k, v, u, plan, window, scale);
     p.out = out.data_ptr();
     p.lse = lse.data_ptr<float>();
-    p.u = u.data_ptr<float>();
-    p.tau = plan.tau.data_ptr<float>();
-    p.blockOffsets = plan.blockOffsets.data_ptr<int32_t>();
-    p.blockKeys = plan.blockKeys.data_ptr<int32_t>();
-    p.qs = stridesOf(q);
-    p.ks = stridesOf(k);
-    p.vs = stridesOf(v);
     p.os = stridesOf(out);
-    p.B = static_cast<int32_t>(B);
-    p.H = static_cast<int32_t>(H);
-    p.T = static_cast<int32_t>(T);
-    p.D = static_cast<int32_t>(D);
-    p.window = static_cast<int32_t>(std::min<int64_t>(window, T + 1));
-    p.scale = static_cast<float>(scale);
-    p.elem = elemOf(q);
     cuda::sparsek_attention_fwd_launch(p, at::cuda::getCurrentCUDAStream().stream());
 }
 
@@ -404,33 +413,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sparsek_attention_bac
     auto dqAccum = at::empty(q.sizes(), f32);  // every row written by the gathered part
     auto dkAccum = at::zeros(q.sizes(), f32), dvAccum = at::zeros(q.sizes(), f32);
     auto du = at::zeros({B, H, T}, f32);
-    cuda::SparseKAttentionBwdParams p;
-    p.q = q.data_ptr();
-    p.k = k.data_ptr();
-    p.v = v.data_ptr();
+    auto p = sparsekLaunchParams<cuda::SparseKAttentionBwdParams>(q, k, v, u, plan, window, scale);
     p.dout = dout.data_ptr();
     p.lse = lsec.data_ptr<float>();
     p.delta = delta.data_ptr<float>();
-    p.u = u.data_ptr<float>();
-    p.tau = plan.tau.data_ptr<float>();
-    p.blockOffsets = plan.blockOffsets.data_ptr<int32_t>();
-    p.blockKeys = plan.blockKeys.data_ptr<int32_t>();
     p.dqAccum = dqAccum.data_ptr<float>();
     p.dkAccum = dkAccum.data_ptr<float>();
     p.dvAccum = dvAccum.data_ptr<float>();
     p.du = du.data_ptr<float>();
-    p.qs = stridesOf(q);
-    p.ks = stridesOf(k);
-    p.vs = stridesOf(v);
     p.dos = stridesOf(dout);
-    p.B = static_cast<int32_t>(B);
-    p.H = static_cast<int32_t>(H);
-    p.T = static_cast<int32_t>(T);
-    p.D = static_cast<int32_t>(q.size(3));
-    p.window = static_cast<int32_t>(std::min<int64_t>(window, T + 1));
     p.topK = topK;
-    p.scale = static_cast<float>(scale);
-    p.elem = elemOf(q);
     cuda::sparsek_attention_bwd_launch(p, at::cuda::getCurrentCUDAStream().stream());
     // The window keys (m = 1): the span backward with the SparseK forward's lse and delta.
     auto dk = at::empty(q.sizes(), q.options()), dv = at::empty(q.sizes(), q.options());

@@ -80,14 +80,8 @@ __global__ void __launch_bounds__(kThreads) sparsek_attention_bwd_kernel(const S
     const int wRowLocal = warp * 16;
 
     auto loadKV = [&](int t, int st) {
-        const int n0 = t * kBC, valid = min(kBC, nSel - n0);
-        for (int r = threadIdx.x; r < kBC; r += kThreads) {
-            const int j = r < valid ? keys[n0 + r] : -1;
-            sIdx[st * kBC + r] = j;
-            sU[st * kBC + r] = j >= 0 ? ug[j] : -INFINITY;
-        }
-        loadRows<kBC, D, kThreads>(sK + st * kBC * D, kg, p.ks.t, keys + n0, valid);
-        loadRows<kBC, D, kThreads>(sV + st * kBC * D, vg, p.vs.t, keys + n0, valid);
+        loadGatheredKV<kBC, D, kThreads>(sK + st * kBC * D, sV + st * kBC * D, sIdx + st * kBC, sU + st * kBC, kg, p.ks.t, vg,
+                                         p.vs.t, ug, keys, t * kBC, nSel);
     };
 
     loadTile<kBq, D, kThreads>(sQ, qg, p.qs.t, q0, T_);

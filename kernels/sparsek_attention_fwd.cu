@@ -71,14 +71,8 @@ __global__ void __launch_bounds__(kThreads) sparsek_attention_fwd_kernel(const S
     // Tile t of the pipeline into stage st: gathered (t < nGather) or contiguous window keys.
     auto loadKV = [&](int t, int st) {
         if (t < nGather) {
-            const int n0 = t * BC, valid = min(BC, nSel - n0);
-            for (int r = threadIdx.x; r < BC; r += kThreads) {
-                const int j = r < valid ? keys[n0 + r] : -1;
-                sIdx[st * BC + r] = j;
-                sU[st * BC + r] = j >= 0 ? ug[j] : -INFINITY;
-            }
-            loadRows<BC, D, kThreads>(sK + st * BC * D, kg, p.ks.t, keys + n0, valid);
-            loadRows<BC, D, kThreads>(sV + st * BC * D, vg, p.vs.t, keys + n0, valid);
+            loadGatheredKV<BC, D, kThreads>(sK + st * BC * D, sV + st * BC * D, sIdx + st * BC, sU + st * BC, kg, p.ks.t, vg,
+                                            p.vs.t, ug, keys, t * BC, nSel);
         } else {
             const int k0 = wBegin + (t - nGather) * BC;
             loadTile<BC, D, kThreads>(sK + st * BC * D, kg, p.ks.t, k0, T_);
