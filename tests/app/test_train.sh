@@ -161,6 +161,12 @@ assert t["shape"] == [2, 32] and "model.layers.0.self_attn.sparsek_score.weight"
 raw = d[8 + n + t["data_offsets"][0]: 8 + n + t["data_offsets"][1]]
 vals = [struct.unpack("<f", b"\0\0" + raw[i:i + 2])[0] for i in range(0, len(raw), 2)]
 assert max(abs(v) for v in vals) > 1e-4, "the scoring network did not move from its zero start"
+# The recency slope, one per head, started at --sparsek-recency's default 1/16 and trained with the rest.
+b = h["model.layers.1.self_attn.sparsek_score.position"]
+raw = d[8 + n + b["data_offsets"][0]: 8 + n + b["data_offsets"][1]]
+beta = [struct.unpack("<f", b"\0\0" + raw[i:i + 2])[0] for i in range(0, len(raw), 2)]
+print(f"    recency slopes {beta}")
+assert b["shape"] == [2] and all(0 < x < 0.2 for x in beta) and r["options"]["sparsek_recency"] == 0.0625, beta
 PY
 "$CLI" evaluate --model "$W/sk" --tokens "$W/val.tokens" --context 64 >"$W/sk.eval" 2>&1
 check "a SparseK model loads and evaluates" grep -q "loss [0-9.]* nats/token" "$W/sk.eval"
@@ -201,6 +207,7 @@ shown = {k: m for k, m in want.items() if k in own}
 assert shown and got.keys() == shown.keys() and all(abs(got[k] - shown[k]) < 1e-4 for k in got), (got, shown)
 print(f"    query 200 selected {len(want)} keys ({len(shown)} in the figure's window)")
 PY
+expect_error "a negative recency slope is refused" "--sparsek-recency must be in" "$CLI" train "${COMMON[@]}" --pattern "full,sparsek:4/8" --sparsek-recency -1 --out "$W/sk3"
 expect_error "SparseK needs a short context (dense reference)" "at most 4096" "$CLI" train "${COMMON[@]}" --pattern "full,sparsek:4/8" --context 8192 --out "$W/sk2"
 
 echo "$passes passed, $fails failed"
