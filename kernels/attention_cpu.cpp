@@ -41,27 +41,30 @@ at::Tensor regionBins(const at::Tensor& pos, int64_t lo, int64_t hi, int64_t n) 
 
 // Prefix sums of one block's per-row values along its keys, for sums over key ranges without
 // scatter: with C[h, r, c] = Σ of p[h, r, 0..c] (fp64, so small bins do not drown in rounding),
-// the sum over key columns (a, b] of row r is C[b] − C[a]. p: (H, bq, bk) for queries [q0, q1) x
-// keys [k0, k1).
+// the sum over the keys at positions in (a, b] of row r is C up to b minus C up to a. p: (H, bq, bk)
+// for queries [q0, q1) x the keys at positions pos (bk, ascending; a contiguous range for span
+// attention, the keys any query attends for SparseK).
 struct BlockPrefix {
     at::Tensor sum;  // (H, bq, bk) double
-    int64_t H, bq, bk, q0, k0;
+    at::Tensor pos;  // (bk) long
+    int64_t H, bq, bk, q0;
 
-    BlockPrefix(const at::Tensor& p, int64_t q0_, int64_t k0_)
-        : sum(p.to(at::kDouble).cumsum(-1)), H(p.size(0)), bq(p.size(1)), bk(p.size(2)), q0(q0_), k0(k0_) {}
+    BlockPrefix(const at::Tensor& p, int64_t q0_, const at::Tensor& pos_)
+        : sum(p.to(at::kDouble).cumsum(-1)), pos(pos_), H(p.size(0)), bq(p.size(1)), bk(p.size(2)), q0(q0_) {}
 
-    // C at key column idx per row (idx: (bq, n) or (1, n) long), 0 for idx < 0: (H, bq, n).
-    at::Tensor at(const at::Tensor& idx) const {
-        auto full = idx.expand({bq, idx.size(1)});
-        auto gathered = sum.gather(2, full.clamp(0, bk - 1).unsqueeze(0).expand({H, bq, idx.size(1)}));
-        return gathered * (full >= 0).to(at::kDouble).unsqueeze(0);
+    // Per row, the sum over the keys at positions <= x (x: (bq, n) or (1, n) long): (H, bq, n).
+    at::Tensor upTo(const at::Tensor& x) const {
+        auto full = x.expand({bq, x.size(1)}).contiguous();
+        auto col = at::searchsorted(pos, full, /*out_int32=*/false, /*right=*/true) - 1;  // -1: no key that early
+        auto gathered = sum.gather(2, col.clamp(0, bk - 1).unsqueeze(0).expand({H, bq, x.size(1)}));
+        return gathered * (col >= 0).to(at::kDouble).unsqueeze(0);
     }
     at::Tensor rows() const { return at::arange(q0, q0 + bq, sum.options().dtype(at::kLong)).unsqueeze(1); }
     // Per row, the sum over each log2-distance bin (kernels/span_mask.h): (H, bq, NB).
     at::Tensor distanceBins() const {
         auto thresholds = at::empty({1, kNumDistanceBins + 1}, sum.options().dtype(at::kLong));  // D_b; D_NB past all
         for (int64_t b = 0; b <= kNumDistanceBins; ++b) thresholds[0][b] = b == 0 ? 0 : (int64_t{1} << (b - 1));
-        auto atLeast = at(rows() - thresholds - k0);  // (H, bq, NB+1): sum at distance >= D_b
+        auto atLeast = upTo(rows() - thresholds);  // (H, bq, NB+1): sum at distance >= D_b
         return atLeast.slice(2, 0, kNumDistanceBins) - atLeast.slice(2, 1, kNumDistanceBins + 1);
     }
     // Per row, the sum over each of the Pk key bins of [mapK0, mapK1) (bin b covers
@@ -70,7 +73,7 @@ struct BlockPrefix {
         const int64_t len = mapK1 - mapK0;
         auto starts = at::empty({1, Pk + 1}, sum.options().dtype(at::kLong));
         for (int64_t b = 0; b <= Pk; ++b) starts[0][b] = mapK0 + (b * len + Pk - 1) / Pk;
-        auto edges = at(starts - 1 - k0);  // (H, bq, Pk+1)
+        auto edges = upTo(starts - 1);  // (H, bq, Pk+1)
         auto bins = at::zeros({H, bq, Pk + 1}, edges.options());
         bins.slice(2, 0, Pk).copy_(edges.slice(2, 1, Pk + 1) - edges.slice(2, 0, Pk));
         return bins;
@@ -130,36 +133,36 @@ struct StatsAccumulator {
             TORCH_CHECK(r >= 0 && r < T, "attention rows: query position ", r, " is outside 0..", T - 1);
     }
 
-    // p, logp: (H, bq, bk) probabilities and log-probabilities of queries [q0,q1) x keys [k0,k1).
+    // p, logp: (H, bq, bk) probabilities and log-probabilities of queries [q0,q1) x the keys at
+    // positions pos (bk, ascending; k0 the first).
 
     // Everything but the entropy comes from one prefix sum along the keys: with
     // C[h, r, c] = mass of query q0+r on keys k0..k0+c, the mass at distance >= D is
     // C[.., i - D - k0], a key bin's mass is a difference of two prefixes, and the mean distance
     // is i - sum_j p_ij j. Prefix sums in fp64, so small bins do not drown in rounding.
-    void add(const at::Tensor& p, const at::Tensor& logp, int64_t q0, int64_t q1, int64_t k0, int64_t k1) {
+    void add(const at::Tensor& p, const at::Tensor& logp, int64_t q0, int64_t q1, int64_t k0, const at::Tensor& pos) {
         auto lopt = p.options().dtype(at::kLong);
         auto pd = p.to(at::kDouble);
-        const BlockPrefix prefix(p, q0, k0);
+        const BlockPrefix prefix(p, q0, pos);
         auto rowsI = prefix.rows();                                // (bq, 1)
         binMass += prefix.distanceBins().sum(1);
         auto ent = (p * logp.clamp_min(-1e30)).sum(-1).neg();     // (H, bq); masked keys have p = 0
         entropy += ent.sum(-1).to(at::kDouble);
         entropyPerQuery.slice(0, q0, q1).copy_(ent.mean(0));
-        auto keyPos = at::arange(k0, k1, p.options().dtype(at::kDouble)).unsqueeze(1);  // (bk, 1)
+        auto keyPos = pos.to(at::kDouble).unsqueeze(1);  // (bk, 1)
         distance += (rowsI.to(at::kDouble).squeeze(1).unsqueeze(0) - at::matmul(pd, keyPos).squeeze(-1)).sum(-1);
         if (opt.beyondSpan > 0) {
-            auto pb = prefix.at(rowsI - opt.beyondSpan - k0).squeeze(-1);  // (H, bq)
+            auto pb = prefix.upTo(rowsI - opt.beyondSpan).squeeze(-1);  // (H, bq)
             beyond += pb.sum(-1);
             beyondPerQuery.slice(0, q0, q1).copy_(pb.mean(0));
         }
         if (k0 < opt.sinkTokens) {
-            auto sinkIdx = at::full({1, 1}, std::min(k1, opt.sinkTokens) - 1 - k0, lopt);
-            sink += prefix.at(sinkIdx).sum({1, 2});
+            sink += prefix.upTo(at::full({1, 1}, opt.sinkTokens - 1, lopt)).sum({1, 2});
         }
         map.add(pooled, prefix);
         for (size_t r = 0; r < opt.queryRows.size(); ++r) {
-            int64_t pos = opt.queryRows[r];
-            if (pos >= q0 && pos < q1) rows[static_cast<int64_t>(r)].slice(1, k0, k1).copy_(p.select(1, pos - q0));
+            const int64_t row = opt.queryRows[r];
+            if (row >= q0 && row < q1) rows[static_cast<int64_t>(r)].index_copy_(1, pos, p.select(1, row - q0));
         }
     }
 
@@ -169,14 +172,20 @@ struct StatsAccumulator {
 };
 
 // The blocked loop shared by span and SparseK attention. For the query block [q0, q1):
-// firstKey(q0, q1) is the first key any of its queries attends, and restrict(s, q0, q1, k0, k1)
-// turns the block's scaled scores s (B, H, bq, bk) into the attended logits in place: −inf where
-// not attended, plus log m for gated keys (SparseK).
-using FirstKeyFn = std::function<int64_t(int64_t q0, int64_t q1)>;
-using RestrictFn = std::function<void(at::Tensor& s, int64_t q0, int64_t q1, int64_t k0, int64_t k1)>;
+// keys(q0, q1) gives the keys any of its queries may attend — a contiguous range [k0, q1) (pos
+// undefined), or the ascending positions pos (SparseK: the window range and the keys any head of
+// any query selected, so the work follows the selections, not the document's length) — and
+// restrict(s, q0, q1, keys) turns the block's scaled scores s (B, H, bq, bk) into the attended
+// logits in place: −inf where not attended, plus log m for gated keys (SparseK).
+struct BlockKeys {
+    int64_t k0 = 0;  // the first position
+    at::Tensor pos;  // (bk) long on the tensors' device; undefined: [k0, q1)
+};
+using KeysFn = std::function<BlockKeys(int64_t q0, int64_t q1)>;
+using RestrictFn = std::function<void(at::Tensor& s, int64_t q0, int64_t q1, const BlockKeys& keys)>;
 
 std::tuple<at::Tensor, at::Tensor> blockedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                                    double scale, int64_t bq, const FirstKeyFn& firstKey,
+                                                    double scale, int64_t bq, const KeysFn& blockKeys,
                                                     const RestrictFn& restrict, StatsAccumulator* stats) {
     const int64_t B = q.size(0), H = q.size(1), T = q.size(2);
     auto qf = q.to(at::kFloat), kf = k.to(at::kFloat), vf = v.to(at::kFloat);
@@ -184,16 +193,27 @@ std::tuple<at::Tensor, at::Tensor> blockedAttention(const at::Tensor& q, const a
     auto lse = at::empty({B, H, T}, qf.options());
     for (int64_t q0 = 0; q0 < T; q0 += bq) {
         const int64_t q1 = std::min(T, q0 + bq);
-        const int64_t k0 = firstKey(q0, q1), k1 = q1;
-        auto qs = qf.slice(2, q0, q1), ks = kf.slice(2, k0, k1), vs = vf.slice(2, k0, k1);
+        BlockKeys keys = blockKeys(q0, q1);
+        at::Tensor ks, vs;
+        if (keys.pos.defined()) {
+            ks = kf.index_select(2, keys.pos);
+            vs = vf.index_select(2, keys.pos);
+        } else {
+            ks = kf.slice(2, keys.k0, q1);
+            vs = vf.slice(2, keys.k0, q1);
+        }
+        auto qs = qf.slice(2, q0, q1);
         auto s = at::matmul(qs, ks.transpose(-1, -2)).mul_(scale);  // (B, H, bq, bk)
-        restrict(s, q0, q1, k0, k1);
+        restrict(s, q0, q1, keys);
         auto rowLse = at::logsumexp(s, -1, /*keepdim=*/true);  // every row has key j = i, so finite
         auto logp = s - rowLse;
         auto p = logp.exp();
         out.slice(2, q0, q1).copy_(at::matmul(p, vs));
         lse.slice(2, q0, q1).copy_(rowLse.squeeze(-1));
-        if (stats) stats->add(p[0], logp[0], q0, q1, k0, k1);
+        if (stats) {
+            if (!keys.pos.defined()) keys.pos = at::arange(keys.k0, q1, qf.options().dtype(at::kLong));
+            stats->add(p[0], logp[0], q0, q1, keys.k0, keys.pos);
+        }
     }
     return {out.to(q.scalar_type()), lse};
 }
@@ -203,10 +223,11 @@ std::tuple<at::Tensor, at::Tensor> spanBlockedAttention(const at::Tensor& q, con
                                                         StatsAccumulator* stats) {
     checkInputs(q, k, v, mask);
     const int64_t bq = queryBlockSize(q.size(0) * q.size(1), q.size(2), mask, budget);
-    auto restrict = [&](at::Tensor& s, int64_t q0, int64_t q1, int64_t k0, int64_t k1) {
-        s.masked_fill_(blockMask(mask, q0, q1, k0, k1, s.options()).logical_not(), -std::numeric_limits<float>::infinity());
+    auto restrict = [&](at::Tensor& s, int64_t q0, int64_t q1, const BlockKeys& keys) {
+        s.masked_fill_(blockMask(mask, q0, q1, keys.k0, q1, s.options()).logical_not(), -std::numeric_limits<float>::infinity());
     };
-    return blockedAttention(q, k, v, scale, bq, [&](int64_t q0, int64_t) { return mask.firstKey(q0); }, restrict, stats);
+    auto range = [&](int64_t q0, int64_t) { return BlockKeys{mask.firstKey(q0), at::Tensor()}; };
+    return blockedAttention(q, k, v, scale, bq, range, restrict, stats);
 }
 
 // What the selections say (SparseKSelectionStats), accumulated block by block on the tensors'
@@ -225,22 +246,24 @@ public:
         rowMask.assign(o.queryRows.size() * static_cast<size_t>(H), {});
     }
 
-    // sel: (H, bq, bk) bool, the pairs selected beyond the window; m: (H, bq, bk) double, their mask.
-    void add(const at::Tensor& sel, const at::Tensor& m, int64_t q0, int64_t q1, int64_t k0, int64_t k1) {
+    // sel: (H, bq, bk) bool, the pairs selected beyond the window; m: (H, bq, bk) double, their
+    // mask; queries [q0, q1) x the keys at positions pos (bk, ascending).
+    void add(const at::Tensor& sel, const at::Tensor& m, int64_t q0, int64_t q1, const at::Tensor& pos) {
         auto selD = sel.to(at::kDouble);
-        const BlockPrefix count(selD, q0, k0);
+        const BlockPrefix count(selD, q0, pos);
         countBins += count.distanceBins().sum(1);
-        maskBins += BlockPrefix(m, q0, k0).distanceBins().sum(1);
-        keyPicks.slice(0, k0, k1).add_(selD.sum(at::IntArrayRef{0, 1}));
+        maskBins += BlockPrefix(m, q0, pos).distanceBins().sum(1);
+        keyPicks.index_add_(0, pos, selD.sum(at::IntArrayRef{0, 1}));
         pairs[0] += selD.sum();
         pairs[1] += (sel & (m < 1)).sum().to(at::kDouble);
         map.add(pooled, count);
         for (size_t r = 0; r < opt.queryRows.size(); ++r) {
-            const int64_t pos = opt.queryRows[r];
-            if (pos < q0 || pos >= q1) continue;
+            const int64_t row = opt.queryRows[r];
+            if (row < q0 || row >= q1) continue;
             for (int64_t h = 0; h < H; ++h) {
-                auto idx = at::nonzero(sel[h][pos - q0]).flatten();  // ascending
-                auto keys = (idx + k0).to(at::kCPU, at::kInt), mask = m[h][pos - q0].index_select(0, idx).to(at::kCPU, at::kFloat);
+                auto idx = at::nonzero(sel[h][row - q0]).flatten();  // ascending
+                auto keys = pos.index_select(0, idx).to(at::kCPU, at::kInt);
+                auto mask = m[h][row - q0].index_select(0, idx).to(at::kCPU, at::kFloat);
                 auto& rk = rowKeys[r * static_cast<size_t>(H) + static_cast<size_t>(h)];
                 auto& rm = rowMask[r * static_cast<size_t>(H) + static_cast<size_t>(h)];
                 rk.insert(rk.end(), keys.data_ptr<int32_t>(), keys.data_ptr<int32_t>() + keys.numel());
@@ -309,28 +332,33 @@ std::tuple<at::Tensor, at::Tensor> sparsekBlockedAttention(const at::Tensor& q, 
     std::optional<SelectionAccumulator> selAcc;
     if (selStats) selAcc.emplace(options, T, H, dev);
     const SpanMask local{MaskKind::Window, window, false};
-    auto firstKey = [&](int64_t q0, int64_t) {
-        int64_t k0 = local.firstKey(q0);
-        for (const SparseKSelection& s : sel) {
-            const auto b = static_cast<size_t>(q0 / bq);
-            if (s.blockOffsets[b + 1] > s.blockOffsets[b]) k0 = std::min<int64_t>(k0, s.blockKeys[static_cast<size_t>(s.blockOffsets[b])]);
-        }
-        return k0;
+    // The block's keys: its window range and every key any head selected for any of its queries
+    // (the selection's per-block lists), merged on the host.
+    auto keysOf = [&](int64_t q0, int64_t q1) {
+        const auto b = static_cast<size_t>(q0 / bq);
+        std::vector<int64_t> pos;
+        for (const SparseKSelection& s : sel)
+            pos.insert(pos.end(), s.blockKeys.begin() + s.blockOffsets[b], s.blockKeys.begin() + s.blockOffsets[b + 1]);
+        for (int64_t j = local.firstKey(q0); j < q1; ++j) pos.push_back(j);
+        std::sort(pos.begin(), pos.end());
+        pos.erase(std::unique(pos.begin(), pos.end()), pos.end());
+        auto host = at::from_blob(pos.data(), {static_cast<int64_t>(pos.size())}, at::kLong);
+        return BlockKeys{pos.front(), host.clone().to(dev.device())};  // clone: `pos` goes away (.to on the CPU would not copy)
     };
-    auto restrict = [&](at::Tensor& s, int64_t q0, int64_t q1, int64_t k0, int64_t k1) {
+    auto restrict = [&](at::Tensor& s, int64_t q0, int64_t q1, const BlockKeys& keys) {
         auto lopt = s.options().dtype(at::kLong);
-        auto i = at::arange(q0, q1, lopt).unsqueeze(1), j = at::arange(k0, k1, lopt).unsqueeze(0);  // (bq, 1), (1, bk)
+        auto i = at::arange(q0, q1, lopt).unsqueeze(1), j = keys.pos.unsqueeze(0);  // (bq, 1), (1, bk)
         auto inWindow = (j <= i) & ((i - j) < window);
-        auto z = ud.slice(1, k0, k1).unsqueeze(1), t = tau.slice(1, q0, q1).unsqueeze(2);           // (H, 1, bk), (H, bq, 1)
+        auto z = ud.index_select(1, keys.pos).unsqueeze(1), t = tau.slice(1, q0, q1).unsqueeze(2);  // (H, 1, bk), (H, bq, 1)
         auto selected = (j <= i - window).unsqueeze(0) & (z > t);                                   // (H, bq, bk)
         auto m = at::where(selected, at::clamp_max(z - t, 1.0), at::zeros({}, z.options()));
         const double inf = std::numeric_limits<double>::infinity();
         auto bias = at::where(inWindow.unsqueeze(0), at::zeros({}, m.options()),
                               at::where(selected, at::log(m), at::full({}, -inf, m.options())));
         s.add_(bias.to(s.scalar_type()).unsqueeze(0));
-        if (selAcc) selAcc->add(selected, m, q0, q1, k0, k1);
+        if (selAcc) selAcc->add(selected, m, q0, q1, keys.pos);
     };
-    auto result = blockedAttention(q, k, v, scale, bq, firstKey, restrict, stats);
+    auto result = blockedAttention(q, k, v, scale, bq, keysOf, restrict, stats);
     if (selAcc) selAcc->finish(*selStats);
     return result;
 }

@@ -55,19 +55,23 @@ for stage in "$@"; do
     latency-sparsek)
       # Warm analysis latency of SparseK layers on CUDA: the default model continued for 20 steps
       # with full*4,sparsek:128/384*8 on the licence texts (a throwaway model: only its timing and
-      # selections are reported), analysed with statistics on ~8k and ~30k tokens.
+      # selections are reported) or SK_MODEL, analysed with statistics on ~8k and ~30k tokens.
       L=/usr/share/common-licenses
       CLI="$BUILD/app/spanscope-cli"
       SK="full*4,sparsek:128/384*8"
-      "$CLI" tokenize --tokenizer assets/models/masformer4/tokenizer.json --out /tmp/lic.tokens $L/* >/dev/null 2>&1
-      "$CLI" train --init assets/models/masformer4 --train /tmp/lic.tokens --val /tmp/lic.tokens --context 1024 --batch 2 \
-        --steps 20 --warmup 2 --eval-every 20 --log-every 10 --pattern "$SK" --device cuda --out /tmp/skm >"$OUT/latency_sparsek_train.log" 2>&1 \
-        || { tail -5 "$OUT/latency_sparsek_train.log"; echo "training the SparseK model failed"; }
+      # SK_MODEL: a SparseK model to time instead (carried along, e.g. runs/sparsek4).
+      SKM=${SK_MODEL:-/tmp/skm}
+      if [ -z "${SK_MODEL:-}" ]; then
+        "$CLI" tokenize --tokenizer assets/models/masformer4/tokenizer.json --out /tmp/lic.tokens $L/* >/dev/null 2>&1
+        "$CLI" train --init assets/models/masformer4 --train /tmp/lic.tokens --val /tmp/lic.tokens --context 1024 --batch 2 \
+          --steps 20 --warmup 2 --eval-every 20 --log-every 10 --pattern "$SK" --device cuda --out /tmp/skm >"$OUT/latency_sparsek_train.log" 2>&1 \
+          || { tail -5 "$OUT/latency_sparsek_train.log"; echo "training the SparseK model failed"; }
+      fi
       head -c 30500 $L/GPL-3 >/tmp/doc8k.txt
       cat $L/GPL-3 $L/GPL-2 $L/Apache-2.0 $L/LGPL-2.1 $L/GFDL-1.3 $L/MPL-2.0 >/tmp/doc32k.txt
       for doc in /tmp/doc8k.txt /tmp/doc32k.txt; do
         for p in "$SK" "masformer:4,window:512"; do
-          "$CLI" analyze --model /tmp/skm --doc $doc --device cuda --pattern "$p" --repeat 4 2>&1 \
+          "$CLI" analyze --model "$SKM" --doc $doc --device cuda --pattern "$p" --repeat 4 2>&1 \
             | grep -E "^document|^pattern|^latency|keys selected|^loss"
         done
       done 2>&1 | tee "$OUT/latency_sparsek.log" ;;
