@@ -224,10 +224,8 @@ void adoptTrainedSparseK(UiState& ui, const ModelConfig& c) {
     size_t l = 0;
     while (l < p.layers.size() && p.layers[l].kind == AttentionKind::Full) ++l;
     if (l == p.layers.size() || p.layers[l].kind != AttentionKind::SparseK) return;
-    for (size_t i = l; i < p.layers.size(); ++i)
-        if (p.layers[i].kind != AttentionKind::SparseK || p.layers[i].span != p.layers[l].span ||
-            p.layers[i].topK != p.layers[l].topK)
-            return;
+    for (size_t i = l + 1; i < p.layers.size(); ++i)
+        if (!(p.layers[i] == p.layers[l])) return;
     ui.boundary = static_cast<int>(l);
     ui.sparseKind = AttentionKind::SparseK;
     ui.sparseSpan = p.layers[l].span;

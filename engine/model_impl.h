@@ -58,8 +58,8 @@ using AttentionFn = std::function<at::Tensor(int layer, const at::Tensor& q, con
 AttentionFn patternAttention(const LayerPattern& pattern, const ModelImpl& m);
 
 // SparseK key scores u_j = w_h · v_j + β_h · j of layer `layer` (the layer's scoring network;
-// j = 0..T-1), in float32; v: (B, H, T, D) -> (B, H, T). Throws InputError when the model has no scoring network there
-// (it was not trained with a sparsek layer at that place).
+// j = 0..T-1), in float32; v: (B, H, T, D) -> (B, H, T). Throws InputError when the model has no
+// scoring network there (it was not trained with a sparsek layer at that place).
 at::Tensor sparsekKeyScores(const ModelImpl& m, int layer, const at::Tensor& v);
 
 // Runs layers [firstLayer, lastLayer) on hidden states x (B, T, C) starting at position 0;

@@ -62,9 +62,7 @@ struct SparseKAttentionFunction : public torch::autograd::Function<SparseKAttent
                               const at::Tensor& u, double topK, int64_t window, double scale) {
         const at::Tensor uf = u.to(at::kFloat).contiguous();
         const SparseKPlan plan = sparsek_plan_cuda(uf, topK, window);
-        auto out = at::empty(q.sizes(), q.options());
-        auto lse = at::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(at::kFloat));
-        sparsek_attention_planned_cuda_out(q, k, v, uf, plan, window, scale, out, lse);
+        auto [out, lse] = sparsek_attention_planned_cuda(q, k, v, uf, plan, window, scale);
         ctx->save_for_backward({q, k, v, uf, out, lse, plan.tau, plan.blockOffsets, plan.blockKeys});
         ctx->saved_data["topK"] = topK;
         ctx->saved_data["window"] = window;
@@ -75,10 +73,7 @@ struct SparseKAttentionFunction : public torch::autograd::Function<SparseKAttent
 
     static variable_list backward(AutogradContext* ctx, variable_list grads) {
         auto s = ctx->get_saved_variables();
-        SparseKPlan plan;
-        plan.tau = s[6];
-        plan.blockOffsets = s[7];
-        plan.blockKeys = s[8];
+        const SparseKPlan plan{s[6], s[7], s[8]};
         auto dout = grads[0].to(s[0].scalar_type()).contiguous();
         auto [dq, dk, dv, du] = sparsek_attention_backward_cuda(
             s[0], s[1], s[2], s[3], plan, s[4], s[5], dout, ctx->saved_data["topK"].toDouble(),

@@ -1,7 +1,7 @@
 // Span attention (window / block masks) and SparseK attention as differentiable operations for
-// training: the forward is the kernel the analysis runs (CUDA kernel on the GPU, blocked reference on the CPU), the
-// backward its backward kernel (kernels/attention_cpu.h, kernels/ops.h). Only masked work is done,
-// in both directions. Internal to the engine (LibTorch types).
+// training: the forward is the kernel the analysis runs (CUDA kernel on the GPU, blocked reference
+// on the CPU), the backward its backward kernel (kernels/attention_cpu.h, kernels/ops.h). Only
+// masked work is done, in both directions. Internal to the engine (LibTorch types).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -20,8 +20,5 @@ at::Tensor spanAttentionAutograd(const at::Tensor& q, const at::Tensor& k, const
 // differentiable reference ((B, H, T, T) tensors: short contexts only).
 at::Tensor sparsekAttentionAutograd(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u,
                                     double topK, int64_t window, double scale);
-
-// Whether sparsekAttentionAutograd runs the kernels for these inputs.
-bool sparsekAttentionHasKernel(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
 }  // namespace spanscope

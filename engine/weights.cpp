@@ -18,6 +18,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// A SparseK layer's recency slope (per layer: "model.layers.N." + this). Optional when loading:
+// models saved before the scorer had it load with β = 0.
+const std::string kSparseKPosition = "self_attn.sparsek_score.position";
+
+bool isSparseKPosition(const std::string& name) {
+    return name.size() >= kSparseKPosition.size() &&
+           name.compare(name.size() - kSparseKPosition.size(), kSparseKPosition.size(), kSparseKPosition) == 0;
+}
+
 at::ScalarType storageType(const std::string& dtype) {
     if (dtype == "float32") return at::kFloat;
     if (dtype == "float16") return at::kHalf;
@@ -98,7 +107,7 @@ std::vector<std::pair<std::string, at::Tensor*>> ModelImpl::namedParameters() {
                                {p + "mlp.up_proj.weight", &w.wUp},
                                {p + "mlp.down_proj.weight", &w.wDown}});
         if (w.sparsekScore.defined()) out.emplace_back(p + "self_attn.sparsek_score.weight", &w.sparsekScore);
-        if (w.sparsekPosition.defined()) out.emplace_back(p + "self_attn.sparsek_score.position", &w.sparsekPosition);
+        if (w.sparsekPosition.defined()) out.emplace_back(p + kSparseKPosition, &w.sparsekPosition);
     }
     out.emplace_back("model.norm.weight", &finalNorm);
     if (lmHead.defined()) out.emplace_back("lm_head.weight", &lmHead);
@@ -164,8 +173,7 @@ std::shared_ptr<Model> Model::load(const std::string& dir, const std::string& de
     for (auto& [name, t] : impl->namedParameters()) {
         const SafetensorsFile* file = nullptr;
         const TensorInfo* info = shards.find(name, &file);
-        // SparseK models saved before the scorer had a recency slope: β = 0.
-        if (!info && name.size() > 23 && name.compare(name.size() - 23, 23, ".sparsek_score.position") == 0) {
+        if (!info && isSparseKPosition(name)) {  // saved before the scorer had a recency slope: β = 0
             t->zero_();
             continue;
         }

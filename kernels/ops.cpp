@@ -395,9 +395,15 @@ std::tuple<at::Tensor, at::Tensor> sparsek_attention_cuda(const at::Tensor& q, c
     CHECK_SHAPE(u, q.size(0), q.size(1), q.size(2));
     TORCH_CHECK(u.device() == q.device(), "sparsek attention: u must be on ", q.device(), ", got ", u.device());
     const at::Tensor uf = u.to(at::kFloat).contiguous();  // what the plan and the kernel read
-    const SparseKPlan plan = sparsek_plan_cuda(uf, topK, window);
+    return sparsek_attention_planned_cuda(q, k, v, uf, sparsek_plan_cuda(uf, topK, window), window, scale);
+}
+
+std::tuple<at::Tensor, at::Tensor> sparsek_attention_planned_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                                                  const at::Tensor& u, const SparseKPlan& plan,
+                                                                  int64_t window, double scale) {
+    TORCH_CHECK(q.dim() == 4, "sparsek attention: q must be (B, H, T, D), got ", q.sizes());
     auto [out, lse] = emptyOutputs(q);
-    sparsek_attention_planned_cuda_out(q, k, v, uf, plan, window, scale, out, lse);
+    sparsek_attention_planned_cuda_out(q, k, v, u, plan, window, scale, out, lse);
     return {out, lse};
 }
 
@@ -530,23 +536,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> opSparseKBackwardCuda
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u, const at::Tensor& tau,
     const at::Tensor& blockOffsets, const at::Tensor& blockKeys, const at::Tensor& out, const at::Tensor& lse,
     const at::Tensor& dout, double topK, int64_t window, double scale) {
-    SparseKPlan plan;
-    plan.tau = tau;
-    plan.blockOffsets = blockOffsets;
-    plan.blockKeys = blockKeys;
+    const SparseKPlan plan{tau, blockOffsets, blockKeys};
     return sparsek_attention_backward_cuda(q, k, v, u, plan, out, lse, dout, topK, window, scale);
 }
 std::tuple<at::Tensor, at::Tensor> opSparseKPlannedCuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                                         const at::Tensor& u, const at::Tensor& tau,
                                                         const at::Tensor& blockOffsets, const at::Tensor& blockKeys,
                                                         int64_t window, double scale) {
-    SparseKPlan plan;
-    plan.tau = tau;
-    plan.blockOffsets = blockOffsets;
-    plan.blockKeys = blockKeys;
-    auto [out, lse] = emptyOutputs(q);
-    sparsek_attention_planned_cuda_out(q, k, v, u, plan, window, scale, out, lse);
-    return {out, lse};
+    const SparseKPlan plan{tau, blockOffsets, blockKeys};
+    return sparsek_attention_planned_cuda(q, k, v, u, plan, window, scale);
 }
 
 }  // namespace

@@ -85,6 +85,10 @@ SparseKPlan sparsek_plan_cuda(const at::Tensor& u, double topK, int64_t window);
 void sparsek_attention_planned_cuda_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u,
                                         const SparseKPlan& plan, int64_t window, double scale, at::Tensor& out,
                                         at::Tensor& lse);
+// Same, allocating out (q's dtype) and lse (float32).
+std::tuple<at::Tensor, at::Tensor> sparsek_attention_planned_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                                                  const at::Tensor& u, const SparseKPlan& plan,
+                                                                  int64_t window, double scale);
 
 // Gradients of sparsek_attention_planned_cuda_out (same q, k, v, u, plan, window, scale; its out
 // and lse) for dout: dq, dk, dv in q's dtype and du (B, H, T) float32 through the SPARSEK mask

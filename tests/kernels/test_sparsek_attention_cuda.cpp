@@ -56,6 +56,12 @@ std::vector<SparseKCase> cases() {
     return v;
 }
 
+// Key scores of a case, float32 with options o: N(0, spread²), about 2 % −inf (never selected).
+at::Tensor randomScores(const SparseKCase& c, const at::TensorOptions& o) {
+    auto u = at::randn({c.B, c.H, c.T}, o.dtype(at::kFloat)) * c.spread;
+    return u.masked_fill_(at::rand({c.B, c.H, c.T}, u.options()) < 0.02, -std::numeric_limits<float>::infinity());
+}
+
 // The dense (T, T) additive mask of one (b, h): 0 on the window, log m on selected keys, -inf elsewhere.
 at::Tensor denseBias(const float* u, int64_t T, double topK, int64_t window) {
     const SparseKSelection sel = sparsek_select_cpu(u, T, topK, window);
@@ -80,8 +86,7 @@ TEST_P(SparseKAttentionCudaTest, MatchesCpuReferenceWithin2xPyTorchError) {
     auto dev = at::TensorOptions().device(at::kCUDA).dtype(c.dtype);
     auto q = at::randn({c.B, c.H, c.T, c.D}, dev), k = at::randn({c.B, c.H, c.T, c.D}, dev),
          v = at::randn({c.B, c.H, c.T, c.D}, dev);
-    auto u = at::randn({c.B, c.H, c.T}, at::kFloat) * c.spread;
-    u.masked_fill_(at::rand({c.B, c.H, c.T}) < 0.02, -std::numeric_limits<float>::infinity());  // never selected
+    auto u = randomScores(c, at::TensorOptions());
     const double scale = 1.0 / std::sqrt(static_cast<double>(c.D));
 
     std::vector<at::Tensor> refOuts, refLses, torchOuts;
@@ -207,8 +212,7 @@ TEST_P(SparseKAttentionBwdCudaTest, MatchesTheClosedFormReferenceWithin2xPyTorch
     auto dev = at::TensorOptions().device(at::kCUDA).dtype(c.dtype);
     auto q = at::randn({c.B, c.H, c.T, c.D}, dev), k = at::randn({c.B, c.H, c.T, c.D}, dev),
          v = at::randn({c.B, c.H, c.T, c.D}, dev), dout = at::randn({c.B, c.H, c.T, c.D}, dev);
-    auto u = at::randn({c.B, c.H, c.T}, dev.dtype(at::kFloat)) * c.spread;
-    u.masked_fill_(at::rand({c.B, c.H, c.T}, u.options()) < 0.02, -std::numeric_limits<float>::infinity());
+    auto u = randomScores(c, dev);
     const double scale = 1.0 / std::sqrt(static_cast<double>(c.D));
 
     auto [rdq, rdk, rdv, rdu] = sparsek_attention_backward_torch(q, k, v, u, dout, c.topK, c.window, scale);
