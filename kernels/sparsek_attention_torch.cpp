@@ -81,37 +81,20 @@ at::Tensor sparsek_attention_torch(const at::Tensor& q, const at::Tensor& k, con
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sparsek_attention_backward_torch(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u, const at::Tensor& dout,
-    double topK, int64_t window, double scale, const at::Tensor& tau) {
+    double topK, int64_t window, double scale) {
     TORCH_CHECK(dout.sizes() == q.sizes(), "sparsek attention backward: dout must have q's shape ", q.sizes(), ", got ",
                 dout.sizes());
     c10::NoGradGuard noGrad;
     auto qd = q.to(at::kDouble), kd = k.to(at::kDouble), vd = v.to(at::kDouble), dod = dout.to(at::kDouble);
-    const int64_t T = q.size(2);
-    auto lo = at::TensorOptions().dtype(at::kLong).device(q.device());
-    auto i = at::arange(T, lo).unsqueeze(1), j = at::arange(T, lo).unsqueeze(0);
-    at::Tensor m;  // (B, H, T, T)
-    if (!tau.defined()) {
-        m = sparsek_mask_torch(u.to(at::kDouble), topK, window);
-    } else {
-        TORCH_CHECK(tau.sizes() == u.sizes(), "sparsek attention backward: tau must have u's shape ", u.sizes(), ", got ",
-                    tau.sizes());
-        auto mm = (u.to(at::kFloat).unsqueeze(2) - tau.to(u.device(), at::kFloat).unsqueeze(-1)).to(at::kDouble);
-        auto selected = j.le(i - window).logical_and(mm.gt(0));
-        auto inWindow = j.le(i).logical_and((i - j).lt(window));
-        m = at::where(inWindow, at::ones_like(mm), at::where(selected, at::clamp_max(mm, 1.0), at::zeros_like(mm)));
-    }
-    auto s = at::matmul(qd, kd.transpose(-1, -2)) * scale;
-    auto lse = at::logsumexp(at::where(m.gt(0), s + at::log(m), at::full_like(s, -std::numeric_limits<double>::infinity())), -1);
-    auto e = at::exp(s - lse.unsqueeze(-1)).masked_fill(m.le(0), 0.0);
-    auto out = at::matmul(e * m, vd);
+    at::Tensor lse, m;
+    auto out = sparsek_attention_torch(qd, kd, vd, u.to(at::kDouble), topK, window, scale, &lse, &m);
+    auto e = at::exp(at::matmul(qd, kd.transpose(-1, -2)) * scale - lse.unsqueeze(-1)).masked_fill(m.le(0), 0.0);
     auto delta = (dod * out).sum(-1, true);
     auto gm = e * (at::matmul(dod, vd.transpose(-1, -2)) - delta);
     auto dS = gm * m;
     auto dq = at::matmul(dS, kd) * scale, dk = at::matmul(dS.transpose(-1, -2), qd) * scale;
     auto dv = at::matmul((e * m).transpose(-1, -2), dod);
-    // Rows whose budget covers every candidate select them all (no free set), whatever tau says.
-    auto rowFree = (at::arange(T, lo) - window + 1).to(at::kDouble).gt(topK).view({1, 1, T, 1});
-    auto freeSet = m.gt(0).logical_and(m.lt(1)).logical_and(rowFree).to(at::kDouble);
+    auto freeSet = m.gt(0).logical_and(m.lt(1)).to(at::kDouble);
     auto mean = (gm * freeSet).sum(-1, true) / at::clamp_min(freeSet.sum(-1, true), 1.0);
     auto du = ((gm - mean) * freeSet).sum(-2);
     return {dq, dk, dv, du};

@@ -36,14 +36,10 @@ at::Tensor sparsek_attention_torch(const at::Tensor& q, const at::Tensor& k, con
 // and dS = gm∘M:
 //   dq = dS k · scale, dk = dSᵀ q · scale, dv = Pᵀ dout,
 //   du_j = Σ_i [j ∈ F_i] (gm_ij − mean_{F_i} gm_i·),  F_i = {j : 0 < M_ij < 1} (the free set of row
-//   i's SPARSEK; the window's 1s and saturated or dropped keys are outside it; empty in rows whose
-//   budget covers all their candidates, i − w + 1 <= k).
-// tau (B, H, T), when given, replaces the exact thresholds: M_ij = clip(u_j − tau_i, 0, 1) with the
-// difference taken in float32, as the CUDA kernels do from a plan's float tau — the Jacobian jumps
-// where a pair crosses a breakpoint, so a kernel is compared on the same side of every breakpoint.
+//   i's SPARSEK; the window's 1s and saturated or dropped keys are outside it).
 // Returns dq, dk, dv (B, H, T, D) and du (B, H, T), fp64.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> sparsek_attention_backward_torch(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u, const at::Tensor& dout,
-    double topK, int64_t window, double scale, const at::Tensor& tau = {});
+    double topK, int64_t window, double scale);
 
 }  // namespace spanscope
