@@ -1,7 +1,10 @@
 """Tuning helper: forward TFLOP/s and the statistics pass's extra time over one forward, with its
 features switched on one by one (beyond span, sink, pooled map size, exact rows), on a few shapes.
-Usage: python bench/tune_fwd.py LIB   (scripts/gpu_check.sh tune)"""
+Usage: python bench/tune_fwd.py LIB   (scripts/gpu_check.sh tune)
+       python bench/tune_fwd.py LIB --variants   forward kernels side by side (SPANSCOPE_FWD_KERNEL:
+       mma, sm90:0..2) with SDPA-cuDNN / FlexAttention at N = 16k (scripts/gpu_check.sh tune-fwd)"""
 import math
+import os
 import sys
 
 import torch
@@ -21,6 +24,42 @@ def pairs(kind, n, span):
         return float(torch.clamp(i + 1, max=span).sum())
     return float((i % span + 1).sum())
 
+
+def variants():
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    import torch.nn.functional as F
+    flex = torch.compile(flex_attention, dynamic=False)
+    kernels = ["mma", "sm90:0", "sm90:1", "sm90:2"]
+    for d in (64, 128):
+        H = 2048 // d
+        for kind, span in (("full", 0), ("window", 512), ("window", 2048), ("block", 1024)):
+            n = 16384
+            q, k, v = (torch.randn(1, H, n, d, device=dev, dtype=torch.bfloat16) for _ in range(3))
+            flops = 4.0 * d * pairs(kind, n, span) * H
+            res = []
+            for kern in kernels:
+                os.environ["SPANSCOPE_FWD_KERNEL"] = kern
+                ms = do_bench(lambda: op(q, k, v, kind, span, False, 1 / math.sqrt(d)), warmup=25, rep=100, return_mode="median")
+                res.append(f"{kern} {flops / ms / 1e9:6.1f}")
+            os.environ.pop("SPANSCOPE_FWD_KERNEL")
+            if kind == "full":
+                with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
+                    ms = do_bench(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), warmup=25, rep=100, return_mode="median")
+                res.append(f"cudnn {flops / ms / 1e9:6.1f}")
+            else:
+                def mm(b, h, qi, ki):
+                    ok = qi >= ki
+                    return ok & (qi - ki < span) if kind == "window" else ok & (qi // span == ki // span)
+                bm = create_block_mask(mm, None, None, n, n, device=dev)
+                ms = do_bench(lambda: flex(q, k, v, block_mask=bm), warmup=25, rep=100, return_mode="median")
+                res.append(f"flex {flops / ms / 1e9:6.1f}")
+            print(f"d={d:3d} {kind}{span:<5d} N={n} TFLOP/s: " + "  ".join(res), flush=True)
+
+
+if len(sys.argv) > 2 and sys.argv[2] == "--variants":
+    variants()
+    sys.exit(0)
 
 for d in (64, 128):
     H = 2048 // d

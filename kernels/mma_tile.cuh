@@ -185,15 +185,15 @@ __device__ __forceinline__ void loadQFragments(uint32_t (&qf)[MT][D / 16][4], co
             ldmatrixX4(qf[mt][kk], smemAddr(sQ + swz<D>(wRow + mt * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8)));
 }
 
-// One step of the forward's online softmax for one warp's MT*16 rows and a BC-key tile, then
-// O += P V. s: the tile's scores, -inf where masked; exponents are s * sl2 (base 2), so callers
-// pass scale * log2(e), or 1 for scores already in base-2 units. m, l: running max (base 2) and
-// sum per row (this thread's quad-partial sum); o: the output accumulators; vt: the swizzled V tile.
-// A row with no allowed key yet keeps m = -inf; mUse = 0 then makes its probabilities and its
-// correction exactly 0 instead of NaN.
-template <int D, int BC, int MT, typename T>
-__device__ __forceinline__ void onlineSoftmaxPV(float (&s)[MT][BC / 8][4], float (&m)[MT][2], float (&l)[MT][2],
-                                                float (&o)[MT][D / 8][4], float sl2, const T* vt, int lane) {
+// One step of the forward's online softmax for one warp's MT*16 rows and a BC-key tile: s becomes
+// the tile's probabilities (relative to the new running max m), l is rescaled and gets the tile's
+// sum, corr is the factor the output rows must be rescaled by (rescaleRows). Exponents are s * sl2
+// (base 2), so callers pass scale * log2(e), or 1 for scores already in base-2 units; s is -inf where
+// masked; l is this thread's quad-partial sum. A row with no allowed key yet keeps m = -inf; mUse = 0
+// then makes its probabilities and its correction exactly 0 instead of NaN.
+template <int BC, int MT>
+__device__ __forceinline__ void softmaxTile(float (&s)[MT][BC / 8][4], float (&m)[MT][2], float (&l)[MT][2], float sl2,
+                                            float (&corr)[MT][2]) {
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -204,7 +204,7 @@ __device__ __forceinline__ void onlineSoftmaxPV(float (&s)[MT][BC / 8][4], float
             mx = quadMax(mx) * sl2;
             const float mNew = fmaxf(m[mt][r], mx);
             const float mUse = mNew == -INFINITY ? 0.f : mNew;
-            const float corr = fastExp2(m[mt][r] - mUse);
+            corr[mt][r] = fastExp2(m[mt][r] - mUse);
             m[mt][r] = mNew;
             float sum = 0.f;
 #pragma unroll
@@ -215,24 +215,44 @@ __device__ __forceinline__ void onlineSoftmaxPV(float (&s)[MT][BC / 8][4], float
                     s[mt][nt][2 * r + e] = pv;
                     sum += pv;
                 }
-            l[mt][r] = l[mt][r] * corr + sum;
-#pragma unroll
-            for (int dt = 0; dt < D / 8; ++dt) {
-                o[mt][dt][2 * r] *= corr;
-                o[mt][dt][2 * r + 1] *= corr;
-            }
+            l[mt][r] = l[mt][r] * corr[mt][r] + sum;
         }
+}
+
+template <int D, int MT> __device__ __forceinline__ void rescaleRows(float (&o)[MT][D / 8][4], const float (&corr)[MT][2]) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int dt = 0; dt < D / 8; ++dt) {
+            o[mt][dt][0] *= corr[mt][0];
+            o[mt][dt][1] *= corr[mt][0];
+            o[mt][dt][2] *= corr[mt][1];
+            o[mt][dt][3] *= corr[mt][1];
+        }
+}
+
+// P's C fragments of key columns 16kk .. 16kk+15 as the A fragment of k-step kk.
+template <int BC, int MT, typename T>
+__device__ __forceinline__ void packP(uint32_t (&a)[4], const float (&s)[MT][BC / 8][4], int mt, int kk) {
+    a[0] = packPair<T>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+    a[1] = packPair<T>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+    a[2] = packPair<T>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+    a[3] = packPair<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+}
+
+// softmaxTile, then O += P V with mma.sync (vt: the swizzled V tile).
+template <int D, int BC, int MT, typename T>
+__device__ __forceinline__ void onlineSoftmaxPV(float (&s)[MT][BC / 8][4], float (&m)[MT][2], float (&l)[MT][2],
+                                                float (&o)[MT][D / 8][4], float sl2, const T* vt, int lane) {
+    float corr[MT][2];
+    softmaxTile<BC, MT>(s, m, l, sl2, corr);
+    rescaleRows<D, MT>(o, corr);
     // O += P V: P's C fragments of key columns 16kk.. become the A fragment of k-step kk.
 #pragma unroll
     for (int kk = 0; kk < BC / 16; ++kk) {
         uint32_t a[MT][4];
 #pragma unroll
-        for (int mt = 0; mt < MT; ++mt) {
-            a[mt][0] = packPair<T>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-            a[mt][1] = packPair<T>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-            a[mt][2] = packPair<T>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-            a[mt][3] = packPair<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-        }
+        for (int mt = 0; mt < MT; ++mt) packP<BC, MT, T>(a[mt], s, mt, kk);
 #pragma unroll
         for (int dp = 0; dp < D / 16; ++dp) {
             uint32_t bv[4];

@@ -16,6 +16,7 @@
 // for every real row.
 #include "kernels/span_attention.h"
 
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -161,21 +162,49 @@ void launchFwd(const SpanAttentionParams& p, cudaStream_t stream) {
                  "span attention forward");
 }
 
+constexpr int kDefaultChoice = 1000;
+
+// The kernel choice: the wgmma kernel (span_attention_fwd_sm90.cu) on a compute-capability 9.0
+// GPU when the build targets sm_90a, this file's mma.sync kernel otherwise. SPANSCOPE_FWD_KERNEL
+// overrides it for comparisons: "mma" forces this file's kernel, "sm90:N" the wgmma variant N.
+int forwardKernelChoice() {
+    int requested = kDefaultChoice;
+    if (const char* env = std::getenv("SPANSCOPE_FWD_KERNEL"); env != nullptr && *env != '\0') {
+        const std::string s(env);
+        if (s == "mma") return -1;
+        if (s.rfind("sm90:", 0) != 0 || s.size() == 5 || s.find_first_not_of("0123456789", 5) != std::string::npos)
+            throw std::invalid_argument("SPANSCOPE_FWD_KERNEL must be \"mma\" or \"sm90:N\", got \"" + s + "\"");
+        requested = std::atoi(s.c_str() + 5);
+    }
+#if defined(SPANSCOPE_SM90A)
+    int dev = 0, major = 0, minor = 0;
+    if (cudaGetDevice(&dev) == cudaSuccess && cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 && minor == 0)
+        return requested;
+#endif
+    return -1;
+}
+
 }  // namespace
 
 void span_attention_fwd_launch(const SpanAttentionParams& p, cudaStream_t stream) {
     if (p.T <= 0 || p.B * p.H <= 0) return;
+    if (p.D != 64 && p.D != 128)
+        throw std::invalid_argument("span attention: head dim must be 64 or 128, got " + std::to_string(p.D));
+    // Default (H100, 2026-11-24, bench/tune_fwd.py --variants): wgmma for d = 128 (1.2-1.45x the
+    // mma.sync kernel), mma.sync for d = 64 (the wgmma kernel is 0.83-0.92x there).
+    if (const int variant = forwardKernelChoice(); variant >= 0 && !(variant == kDefaultChoice && p.D == 64))
+        return span_attention_fwd_sm90_launch(p, variant == kDefaultChoice ? 0 : variant, stream);
     const bool bf16 = p.elem == ElemType::BF16;
     // Measured on the H100 (bench/tune_fwd.py, 2026-11-23): d=64 keeps Q in registers with 64-key
     // tiles; d=128 uses 32-key tiles (64-key tiles spill and lose on window 512 / block 1024).
     if (p.D == 64) {
         using Cfg = FwdConfig<64, 64, true>;
         bf16 ? launchFwd<64, __nv_bfloat16, Cfg>(p, stream) : launchFwd<64, __half, Cfg>(p, stream);
-    } else if (p.D == 128) {
+    } else {
         using Cfg = FwdConfig<128, 32, false>;
         bf16 ? launchFwd<128, __nv_bfloat16, Cfg>(p, stream) : launchFwd<128, __half, Cfg>(p, stream);
     }
-    else throw std::invalid_argument("span attention: head dim must be 64 or 128, got " + std::to_string(p.D));
 }
 
 }  // namespace spanscope::cuda

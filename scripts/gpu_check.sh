@@ -77,6 +77,8 @@ for stage in "$@"; do
       done 2>&1 | tee "$OUT/latency_sparsek.log" ;;
     tune)
       PYTHONUNBUFFERED=1 python3 bench/tune_fwd.py "$BUILD/kernels/libspanscope_ops.so" 2>&1 | tee "$OUT/tune.log" ;;
+    tune-fwd)
+      PYTHONUNBUFFERED=1 python3 bench/tune_fwd.py "$BUILD/kernels/libspanscope_ops.so" --variants 2>&1 | tee "$OUT/tune_fwd.log" ;;
     *) echo "unknown stage $stage" ;;
   esac
 done

@@ -1,6 +1,10 @@
 // Helpers shared by the attention tests: dense masks from SpanMask, readable case names, errors.
 #pragma once
 
+#include <cstdlib>
+#include <optional>
+#include <string>
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -60,5 +64,21 @@ void expectTorchError(F&& f, const std::string& needle) {
         EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
     }
 }
+
+// Sets an environment variable for one scope, restoring what was there before.
+class ScopedEnv {
+public:
+    ScopedEnv(const char* name, const char* value) : name_(name) {
+        if (const char* old = std::getenv(name)) old_ = old;
+        ::setenv(name, value, 1);
+    }
+    ~ScopedEnv() { old_ ? (void)::setenv(name_.c_str(), old_->c_str(), 1) : (void)::unsetenv(name_.c_str()); }
+    ScopedEnv(const ScopedEnv&) = delete;
+    ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+private:
+    std::string name_;
+    std::optional<std::string> old_;
+};
 
 }  // namespace spanscope::test

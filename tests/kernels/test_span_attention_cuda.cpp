@@ -80,6 +80,35 @@ TEST_P(SpanAttentionCudaTest, MatchesCpuReferenceWithin2xPyTorchError) {
     auto [out2, lse2] = span_attention_cuda(q, k, v, c.mask, scale);
     EXPECT_TRUE(at::equal(out, out2)) << caseName(c);
     EXPECT_TRUE(at::equal(lse, lse2)) << caseName(c);
+
+    // Every kernel behind the entry point meets the same bound: the mma.sync kernel (the only one
+    // on GPUs other than compute capability 9.0) and the wgmma variants kept for tuning.
+    for (const char* kernel : {"mma", "sm90:1", "sm90:2"}) {
+        test::ScopedEnv env("SPANSCOPE_FWD_KERNEL", kernel);
+        out.fill_(NAN);
+        lse.fill_(NAN);
+        span_attention_cuda_out(q, k, v, c.mask, scale, out, lse);
+        ASSERT_FALSE(out.isnan().any().item<bool>()) << caseName(c) << " " << kernel << ": unwritten or NaN output";
+        ASSERT_FALSE(lse.isnan().any().item<bool>()) << caseName(c) << " " << kernel << ": unwritten or NaN lse";
+        const double e = maxAbs(out, refOut);
+        EXPECT_LE(e, 2 * torchErr + floor) << caseName(c) << " " << kernel << ": max error " << e << ", PyTorch " << torchErr;
+        const double le = maxAbs(lse, refLse);
+        EXPECT_LE(le, 1e-3 + 1e-4 * lseScale) << caseName(c) << " " << kernel << ": lse max error " << le;
+    }
+}
+
+TEST(SpanAttentionCuda, KernelOverrideRejectsUnknownNames) {
+    if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA GPU";
+    auto q = at::randn({1, 1, 16, 64}, at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16));
+    for (const char* bad : {"fastest", "sm90:", "sm90:x"}) {
+        test::ScopedEnv env("SPANSCOPE_FWD_KERNEL", bad);
+        try {
+            span_attention_cuda(q, q, q, SpanMask{}, 1.0);
+            ADD_FAILURE() << "SPANSCOPE_FWD_KERNEL=" << bad << " was accepted";
+        } catch (const std::exception& e) {
+            EXPECT_NE(std::string(e.what()).find("SPANSCOPE_FWD_KERNEL"), std::string::npos) << e.what();
+        }
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, SpanAttentionCudaTest, ::testing::ValuesIn(fwdCases()),
