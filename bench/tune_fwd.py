@@ -30,7 +30,7 @@ def variants():
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
     import torch.nn.functional as F
     flex = torch.compile(flex_attention, dynamic=False)
-    kernels = ["mma", "sm90:0", "sm90:1", "sm90:2"]
+    kernels = ["mma", "sm90:0", "sm90:1", "sm90:2", "sm90:3", "sm90:4"]
     for d in (64, 128):
         H = 2048 // d
         for kind, span in (("full", 0), ("window", 512), ("window", 2048), ("block", 1024)):

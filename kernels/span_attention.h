@@ -40,9 +40,10 @@ struct SpanAttentionParams {
 };
 
 void span_attention_fwd_launch(const SpanAttentionParams& p, cudaStream_t stream);
-// The Hopper (wgmma) forward that span_attention_fwd_launch picks on compute capability 9.0 in an
-// sm_90a build; variant 0 is the default configuration, others exist for tuning.
-void span_attention_fwd_sm90_launch(const SpanAttentionParams& p, int variant, cudaStream_t stream);
+// The Hopper (wgmma + TMA) forward that span_attention_fwd_launch picks on compute capability 9.0
+// in an sm_90a build; variant 0 is the default configuration, others exist for tuning. Returns
+// false, launching nothing, where TMA cannot describe q, k or v (unusual strides).
+bool span_attention_fwd_sm90_launch(const SpanAttentionParams& p, int variant, cudaStream_t stream);
 
 // Backward: dq (fp32, accumulated into zero-initialised dqAccum), dk, dv (input dtype) from q, k,
 // v, dout, the forward's lse and delta = rowsum(dout ∘ out). dk, dv, dqAccum, lse and delta are

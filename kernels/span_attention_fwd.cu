@@ -191,10 +191,8 @@ void span_attention_fwd_launch(const SpanAttentionParams& p, cudaStream_t stream
     if (p.T <= 0 || p.B * p.H <= 0) return;
     if (p.D != 64 && p.D != 128)
         throw std::invalid_argument("span attention: head dim must be 64 or 128, got " + std::to_string(p.D));
-    // Default (H100, 2026-11-24, bench/tune_fwd.py --variants): wgmma for d = 128 (1.2-1.45x the
-    // mma.sync kernel), mma.sync for d = 64 (the wgmma kernel is 0.83-0.92x there).
-    if (const int variant = forwardKernelChoice(); variant >= 0 && !(variant == kDefaultChoice && p.D == 64))
-        return span_attention_fwd_sm90_launch(p, variant == kDefaultChoice ? 0 : variant, stream);
+    if (const int variant = forwardKernelChoice(); variant >= 0)
+        if (span_attention_fwd_sm90_launch(p, variant == kDefaultChoice ? 0 : variant, stream)) return;
     const bool bf16 = p.elem == ElemType::BF16;
     // Measured on the H100 (bench/tune_fwd.py, 2026-11-23): d=64 keeps Q in registers with 64-key
     // tiles; d=128 uses 32-key tiles (64-key tiles spill and lose on window 512 / block 1024).

@@ -1,22 +1,28 @@
-// Span attention forward on Hopper tensor cores (wgmma, sm_90a): the same contract and masks as
-// span_attention_fwd.cu (full / window / block(+prev) causal, out + lse), FlashAttention-3's
-// structure without its producer warp: every thread also issues the cp.async loads.
+// Span attention forward on Hopper tensor cores (wgmma + TMA, sm_90a): the same contract and masks
+// as span_attention_fwd.cu (full / window / block(+prev) causal, out + lse), laid out as in
+// FlashAttention-3 (warp specialisation, TMA, mbarrier pipelines). span_attention_fwd.cu picks it on
+// compute capability 9.0 and falls back to its mma.sync kernel where TMA cannot map the tensors.
 //
-// One thread block = NWG warpgroups (128 threads each); warpgroup w owns 64 query rows
-// [q0 + 64w, q0 + 64w + 64) of one (b, h), so a block covers BR = 64·NWG queries. The block walks
-// the key tiles [firstKey(q0), min(q0 + BR, T)) in BC-key steps; K/V tiles stream in with cp.async
-// one tile ahead (STAGES shared-memory stages) behind a single barrier per tile. Per warpgroup and
-// tile: S = Q K^T by D/16 wgmma (Q and K from shared memory, SW128 layout — kernels/wgmma.cuh), the
-// element mask only where the tile is not inside every row's interval, online softmax in base 2 on
-// the accumulators (the mma.sync helpers of mma_tile.cuh: same fragment layout), then O += P V by
-// BC/16 wgmma with P from registers and V as the transposed operand. A warpgroup whose rows see none
-// of a tile skips it (wgmma is warpgroup-wide, and so is the test).
+// One thread block = 3 warpgroups for BR = 128 queries [q0, q0 + 128) of one (b, h). Warpgroup 0
+// is the producer: one thread issues the TMA loads (Q once; then K and V tile by tile into STAGES
+// shared-memory stages, SW128 layout — kernels/wgmma.cuh) that complete on "full" mbarriers, and the
+// warpgroup gives most of its registers to the others (setmaxnreg). Warpgroups 1 and 2 are the
+// consumers, 64 query rows each. The block walks the key tiles [firstKey(q0), min(q0 + BR, T)) in
+// BC-key steps, so the work follows the attended pairs. Per consumer and tile: wait for K, S = Q K^T
+// by D/16 wgmma (Q and K from shared memory), release K ("empty" barrier, one arrival per consumer
+// warp), the element mask only where the tile is not inside every row's interval, online softmax
+// in base 2 on the accumulators (the mma.sync helpers of mma_tile.cuh: same fragment layout), wait
+// for V, O += P V by BC/16 wgmma with P from registers and V as the transposed operand, release V.
+// Loads run up to STAGES tiles ahead and the two consumers drift freely (no block-wide barrier): one
+// computes its softmax while the other's wgmma run. A consumer whose rows see none of a tile skips
+// its arithmetic but still waits for the tile before releasing it.
 //
-// OVERLAP (FlashAttention-3's intra-warpgroup pipelining): the P V product of tile t-1 is issued
-// right after S of tile t, so the exponentials of tile t run on the SFU while the tensor cores do
-// tile t-1's P V; the output rescale waits for it. V of tile t-1 must then outlive the load of tile
-// t+1: three stages instead of two.
+// OVERLAP (FlashAttention-3's intra-warpgroup pipelining, a tuning variant): the P V product of
+// tile t-1 is issued right after S of tile t, so tile t's exponentials overlap tile t-1's P V; the
+// output rescale waits for it. On the H100 it lost to the plain order (bench/RESULTS.md).
 #include "kernels/span_attention.h"
+
+#include <cuda.h>
 
 #include "kernels/launch.cuh"
 #include "kernels/wgmma.cuh"
@@ -24,50 +30,87 @@
 namespace spanscope::cuda {
 namespace {
 
-template <int D, int BC, int NWG, bool OVERLAP> struct Sm90Config {
-    static constexpr int kBr = 64 * NWG;
-    static constexpr int kThreads = 128 * NWG;
-    static constexpr int kStages = OVERLAP ? 3 : 2;
-    static constexpr size_t kSmem = static_cast<size_t>(kBr + 2 * kStages * BC) * D * 2 + 1024;  // + alignment slack
+struct Sm90TmaArgs {
+    SpanAttentionParams p;
+    CUtensorMap q, k, v;  // (B, H, T, D) as 4-d maps, boxes of 64 columns x rows, 128-byte swizzle
 };
 
-template <int D, int BC, int NWG, bool OVERLAP, typename T>
-__global__ void __launch_bounds__(128 * NWG, 1) span_attention_fwd_sm90_kernel(const SpanAttentionParams p) {
+template <int D, int BC, int STAGES, bool OVERLAP> struct Sm90WsConfig {
+    static constexpr int kBr = 128;  // two consumer warpgroups
+    static constexpr int kThreads = 384;
+    static constexpr size_t kTiles = static_cast<size_t>(kBr + 2 * STAGES * BC) * D * 2;
+    static constexpr size_t kSmem = kTiles + (1 + 4 * STAGES) * 8 + 1024;  // + barriers + alignment slack
+};
+
+template <int D, int BC, int STAGES, bool OVERLAP, typename T>
+__global__ void __launch_bounds__(384, 1) span_attention_fwd_ws_kernel(const __grid_constant__ Sm90TmaArgs a) {
 #if defined(SPANSCOPE_WGMMA_DEVICE)
-    using Cfg = Sm90Config<D, BC, NWG, OVERLAP>;
-    constexpr int BR = Cfg::kBr, NT = Cfg::kThreads, STAGES = Cfg::kStages;
+    using Cfg = Sm90WsConfig<D, BC, STAGES, OVERLAP>;
+    constexpr int BR = Cfg::kBr;
+    constexpr uint32_t kTileBytes = BC * D * 2;
+    const SpanAttentionParams& p = a.p;
     extern __shared__ unsigned char smemRaw[];
-    // SW128 panels must start on 1024-byte boundaries (shared-memory addresses).
-    T* sQ = reinterpret_cast<T*>(smemRaw + ((1024 - (smemAddr(smemRaw) & 1023)) & 1023));  // (BR, D), then the output
-    T* sK = sQ + BR * D;           // STAGES x (BC, D)
-    T* sV = sK + STAGES * BC * D;  // STAGES x (BC, D)
+    unsigned char* base = smemRaw + ((1024 - (smemAddr(smemRaw) & 1023)) & 1023);
+    T* sQ = reinterpret_cast<T*>(base);  // (BR, D), then the output
+    T* sK = sQ + BR * D;                 // STAGES x (BC, D)
+    T* sV = sK + STAGES * BC * D;        // STAGES x (BC, D)
+    uint64_t* fullQ = reinterpret_cast<uint64_t*>(base + Cfg::kTiles);
+    uint64_t* fullK = fullQ + 1;
+    uint64_t* fullV = fullK + STAGES;
+    uint64_t* emptyK = fullV + STAGES;
+    uint64_t* emptyV = emptyK + STAGES;
 
     const int T_ = p.T;
     const int q0 = (gridDim.x - 1 - blockIdx.x) * BR;
     const int bh = blockIdx.y, b = bh / p.H, h = bh % p.H;
-    const T* qg = static_cast<const T*>(p.q) + b * p.qs.b + h * p.qs.h;
-    const T* kg = static_cast<const T*>(p.k) + b * p.ks.b + h * p.ks.h;
-    const T* vg = static_cast<const T*>(p.v) + b * p.vs.b + h * p.vs.h;
-    T* og = static_cast<T*>(p.out) + b * p.os.b + h * p.os.h;
     const SpanMask mask = p.mask;
-
     const int qLast = min(q0 + BR, T_) - 1;
     const int kBegin = static_cast<int>(mask.firstKey(q0)) / BC * BC;
     const int nTiles = (qLast + 1 - kBegin + BC - 1) / BC;
+    const int tid = threadIdx.x, wgAll = __shfl_sync(0xffffffffu, tid / 128, 0);
 
-    // wg through a shuffle: ptxas then knows it is warp-uniform, and so is every branch on it (with
-    // a divergent-looking branch it serialises the wgmma instructions).
-    const int tid = threadIdx.x, wg = __shfl_sync(0xffffffffu, tid / 128, 0), warp = (tid % 128) / 32, lane = tid % 32;
+    if (tid == 0) {
+        mbarInit(fullQ, 1);
+        for (int st = 0; st < STAGES; ++st) {
+            mbarInit(fullK + st, 1);
+            mbarInit(fullV + st, 1);
+            mbarInit(emptyK + st, 8);  // one arrival per consumer warp
+            mbarInit(emptyV + st, 8);
+        }
+        mbarInitFence();
+    }
+    __syncthreads();
+
+    if (wgAll == 0) {  // producer
+        setMaxRegsDec<40>();
+        if (tid == 0) {
+            mbarArriveExpectTx(fullQ, BR * D * 2);
+#pragma unroll
+            for (int pn = 0; pn < D / 64; ++pn) tmaLoad4d(sQ + pn * BR * 64, &a.q, pn * 64, q0, h, b, fullQ);
+            for (int it = 0; it < nTiles; ++it) {
+                const int st = it % STAGES, k0 = kBegin + it * BC;
+                const uint32_t prevPhase = ((it / STAGES) - 1) & 1;
+                if (it >= STAGES) mbarWaitThread(emptyK + st, prevPhase);
+                mbarArriveExpectTx(fullK + st, kTileBytes);
+#pragma unroll
+                for (int pn = 0; pn < D / 64; ++pn) tmaLoad4d(sK + st * BC * D + pn * BC * 64, &a.k, pn * 64, k0, h, b, fullK + st);
+                if (it >= STAGES) mbarWaitThread(emptyV + st, prevPhase);
+                mbarArriveExpectTx(fullV + st, kTileBytes);
+#pragma unroll
+                for (int pn = 0; pn < D / 64; ++pn) tmaLoad4d(sV + st * BC * D + pn * BC * 64, &a.v, pn * 64, k0, h, b, fullV + st);
+            }
+        }
+        return;
+    }
+    setMaxRegsInc<232>();
+
+    const int wg = wgAll - 1, warp = (tid % 128) / 32, lane = tid % 32;
     const int g = lane / 4, c = lane % 4;
-    const int gRow0 = q0 + 64 * wg;                   // this warpgroup's first query
-    const int gRowLast = min(gRow0 + 64, T_) - 1;     // < gRow0 when it has no real rows
+    const int gRow0 = q0 + 64 * wg;
+    const int gRowLast = min(gRow0 + 64, T_) - 1;
     const int gFirstLo = gRowLast >= gRow0 ? static_cast<int>(mask.firstKey(gRow0)) : 0;
     const int gFirstHi = gRowLast >= gRow0 ? static_cast<int>(mask.firstKey(gRowLast)) : 0;
-
-    loadTileSw128<BR, D, NT>(sQ, qg, p.qs.t, q0, T_, tid);
-    loadTileSw128<BC, D, NT>(sK, kg, p.ks.t, kBegin, T_, tid);
-    loadTileSw128<BC, D, NT>(sV, vg, p.vs.t, kBegin, T_, tid);
-    cpAsyncCommit();
+    T* og = static_cast<T*>(p.out) + b * p.os.b + h * p.os.h;
 
     int rowI[2], rowFirst[2];
     float o[1][D / 8][4], m[1][2], l[1][2];
@@ -81,25 +124,26 @@ __global__ void __launch_bounds__(128 * NWG, 1) span_attention_fwd_sm90_kernel(c
 #pragma unroll
     for (int dt = 0; dt < D / 8; ++dt) o[0][dt][0] = o[0][dt][1] = o[0][dt][2] = o[0][dt][3] = 0.f;
     const float sl2 = p.scale * 1.4426950408889634f;
-
-    // Descriptors: Q rows of this warpgroup (K-major A), K and V tiles (K-major B; MN-major B).
     const T* sQw = sQ + 64 * wg * 64;
-    uint32_t pf[BC / 16][4];  // P of the pending tile (OVERLAP) as A fragments
+    uint32_t pf[BC / 16][4];
     int pendingStage = -1;
-    auto issuePV = [&](int stage) {
-        const T* vt = sV + stage * BC * D;
-#pragma unroll
-        for (int kk = 0; kk < BC / 16; ++kk)
-            wgmmaRS<D, T>(o[0], pf[kk], sw128Desc(vt + kk * 16 * 64, BC * 128), 1);
-    };
+    uint32_t pendingPhase = 0;
 
+    // A warp's wgmma have finished reading a stage once its wait returned: lane 0 releases it.
+    auto release = [&](uint64_t* bar) {
+        if (lane == 0) mbarArrive(bar);
+    };
     auto issueS = [&](float (&s)[1][BC / 8][4], const T* kt) {
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk)  // 64-column panel kk / 4, then 16 elements (32 bytes) per k16 step
             wgmmaSS<BC, T>(s[0], sw128Desc(sQw + (kk / 4) * BR * 64 + (kk % 4) * 16, 0),
                            sw128Desc(kt + (kk / 4) * BC * 64 + (kk % 4) * 16, 0), kk > 0);
     };
-    // The element mask where the tile is not inside every row's interval, then the online softmax.
+    auto issuePV = [&](int stage) {
+        const T* vt = sV + stage * BC * D;
+#pragma unroll
+        for (int kk = 0; kk < BC / 16; ++kk) wgmmaRS<D, T>(o[0], pf[kk], sw128Desc(vt + kk * 16 * 64, BC * 128), 1);
+    };
     auto maskSoftmax = [&](float (&s)[1][BC / 8][4], int k0, float (&corr)[1][2]) {
         if (!(k0 + BC - 1 <= gRow0 && gFirstHi <= k0)) {
 #pragma unroll
@@ -113,27 +157,32 @@ __global__ void __launch_bounds__(128 * NWG, 1) span_attention_fwd_sm90_kernel(c
         }
         softmaxTile<BC, 1>(s, m, l, sl2, corr);
     };
+    // P V of the pending tile on its own (a warpgroup leaving its key range, or after the loop).
+    auto flushPV = [&]() {
+        mbarWait(fullV + pendingStage, pendingPhase);
+        wgmmaFence();
+        issuePV(pendingStage);
+        wgmmaCommit();
+        wgmmaWait<0>();
+        fenceAccumulators(o[0]);
+        release(emptyV + pendingStage);
+        pendingStage = -1;
+    };
 
+    mbarWait(fullQ, 0);
     for (int it = 0; it < nTiles; ++it) {
         const int k0 = kBegin + it * BC;
         const int stage = it % STAGES;
-        cpAsyncWait<0>();
-        fenceProxyAsync();
-        __syncthreads();
-        if (it + 1 < nTiles) {
-            const int ns = (it + 1) % STAGES;
-            loadTileSw128<BC, D, NT>(sK + ns * BC * D, kg, p.ks.t, k0 + BC, T_, tid);
-            loadTileSw128<BC, D, NT>(sV + ns * BC * D, vg, p.vs.t, k0 + BC, T_, tid);
-        }
-        cpAsyncCommit();
-
+        const uint32_t phase = (it / STAGES) & 1;
         const bool live = gRowLast >= gRow0 && k0 <= gRowLast && k0 + BC - 1 >= gFirstLo;
         if (live) {
             const T* kt = sK + stage * BC * D;
             float s[1][BC / 8][4], corr[1][2];
+            mbarWait(fullK + stage, phase);
             // Each branch issues and waits for all its wgmma: a group still in flight where
             // data-dependent paths join makes ptxas serialise every wgmma of the kernel.
             if (OVERLAP && pendingStage >= 0) {
+                mbarWait(fullV + pendingStage, pendingPhase);
                 wgmmaFence();
                 issueS(s, kt);
                 wgmmaCommit();
@@ -141,45 +190,38 @@ __global__ void __launch_bounds__(128 * NWG, 1) span_attention_fwd_sm90_kernel(c
                 wgmmaCommit();
                 wgmmaWait<1>();
                 fenceAccumulators(s[0]);
+                release(emptyK + stage);
                 maskSoftmax(s, k0, corr);
                 wgmmaWait<0>();
                 fenceAccumulators(o[0]);
+                release(emptyV + pendingStage);
             } else {
                 wgmmaFence();
                 issueS(s, kt);
                 wgmmaCommit();
                 wgmmaWait<0>();
                 fenceAccumulators(s[0]);
+                release(emptyK + stage);
                 maskSoftmax(s, k0, corr);
             }
             rescaleRows<D, 1>(o, corr);
 #pragma unroll
             for (int kk = 0; kk < BC / 16; ++kk) packP<BC, 1, T>(pf[kk], s, 0, kk);
-            if (OVERLAP) {
-                pendingStage = stage;
-            } else {
-                wgmmaFence();
-                issuePV(stage);
-                wgmmaCommit();
-                wgmmaWait<0>();
-                fenceAccumulators(o[0]);
-            }
-        } else if (OVERLAP && pendingStage >= 0) {
-            wgmmaFence();
-            issuePV(pendingStage);
-            wgmmaCommit();
-            wgmmaWait<0>();
-            fenceAccumulators(o[0]);
-            pendingStage = -1;
+            pendingStage = stage;
+            pendingPhase = phase;
+            if (!OVERLAP) flushPV();
+        } else {
+            if (OVERLAP && pendingStage >= 0) flushPV();
+            // Released without being read, but only once loaded: a warpgroup outside its key range
+            // must not run ahead, or its arrivals would count towards a later phase of the empty
+            // barrier (completing it while the other warpgroup still reads the stage).
+            mbarWait(fullK + stage, phase);
+            release(emptyK + stage);
+            mbarWait(fullV + stage, phase);
+            release(emptyV + stage);
         }
     }
-    if (OVERLAP && pendingStage >= 0) {
-        wgmmaFence();
-        issuePV(pendingStage);
-        wgmmaCommit();
-        wgmmaWait<0>();
-        fenceAccumulators(o[0]);
-    }
+    if (OVERLAP && pendingStage >= 0) flushPV();
 
     // Epilogue: normalise, stage this warp's 16 rows in its own rows of sQ (SW128 positions, so no
     // other warp's Q is touched), store 16-byte chunks; lse in natural log.
@@ -210,34 +252,73 @@ __global__ void __launch_bounds__(128 * NWG, 1) span_attention_fwd_sm90_kernel(c
 #endif
 }
 
-template <int D, int BC, int NWG, bool OVERLAP, typename T>
-void launchSm90(const SpanAttentionParams& p, cudaStream_t stream) {
-    using Cfg = Sm90Config<D, BC, NWG, OVERLAP>;
-    launchKernel(span_attention_fwd_sm90_kernel<D, BC, NWG, OVERLAP, T>, dim3((p.T + Cfg::kBr - 1) / Cfg::kBr, p.B * p.H),
-                 Cfg::kThreads, Cfg::kSmem, stream, p, "span attention forward (sm90)");
+// A (B, H, T, D) tensor with element strides s as a 4-d TMA map (dims D, T, H, B) with boxes of 64
+// columns x `rows` rows and the 128-byte swizzle. False when the driver cannot encode it (the
+// caller then uses the mma.sync kernel).
+bool encodeMap(CUtensorMap* map, const void* ptr, const Strides& s, const SpanAttentionParams& p, int rows) {
+    using Encode = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*, const cuuint64_t*,
+                                const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave, CUtensorMapSwizzle,
+                                CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+    static Encode encode = []() -> Encode {
+        void* fn = nullptr;
+        cudaDriverEntryPointQueryResult q{};
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+            q != cudaDriverEntryPointSuccess)
+            return nullptr;
+        return reinterpret_cast<Encode>(fn);
+    }();
+    if (encode == nullptr) return false;
+    // Strides of size-1 dimensions are never used; give them a valid (16-byte multiple) value.
+    const uint64_t tBytes = static_cast<uint64_t>(s.t) * 2;
+    const uint64_t hBytes = p.H > 1 ? static_cast<uint64_t>(s.h) * 2 : tBytes * p.T;
+    const uint64_t bBytes = p.B > 1 ? static_cast<uint64_t>(s.b) * 2 : hBytes * p.H;
+    const cuuint64_t dims[4] = {static_cast<cuuint64_t>(p.D), static_cast<cuuint64_t>(p.T), static_cast<cuuint64_t>(p.H),
+                                static_cast<cuuint64_t>(p.B)};
+    const cuuint64_t strides[3] = {tBytes, hBytes, bBytes};
+    const cuuint32_t box[4] = {64, static_cast<cuuint32_t>(rows), 1, 1};
+    const cuuint32_t elemStrides[4] = {1, 1, 1, 1};
+    const auto type = p.elem == ElemType::BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+    return encode(map, type, 4, const_cast<void*>(ptr), dims, strides, box, elemStrides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                  CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-template <typename T> void launchSm90Variant(const SpanAttentionParams& p, int variant, cudaStream_t stream) {
-    // variant 0: the measured default per head dim; 1..: alternatives for tuning (bench/tune_fwd.py).
+template <int D, int BC, int STAGES, bool OVERLAP, typename T>
+bool launchSm90Ws(const SpanAttentionParams& p, cudaStream_t stream) {
+    using Cfg = Sm90WsConfig<D, BC, STAGES, OVERLAP>;
+    Sm90TmaArgs args;
+    args.p = p;
+    if (!encodeMap(&args.q, p.q, p.qs, p, Cfg::kBr) || !encodeMap(&args.k, p.k, p.ks, p, BC) || !encodeMap(&args.v, p.v, p.vs, p, BC))
+        return false;
+    launchKernel(span_attention_fwd_ws_kernel<D, BC, STAGES, OVERLAP, T>, dim3((p.T + Cfg::kBr - 1) / Cfg::kBr, p.B * p.H),
+                 Cfg::kThreads, Cfg::kSmem, stream, args, "span attention forward (sm90, TMA)");
+    return true;
+}
+
+template <typename T> bool launchSm90Variant(const SpanAttentionParams& p, int variant, cudaStream_t stream) {
+    // variant 0: the measured default; others for tuning (bench/tune_fwd.py --variants).
     if (p.D == 64) {
         switch (variant) {
-        case 1: return launchSm90<64, 128, 2, false, T>(p, stream);
-        case 2: return launchSm90<64, 128, 3, true, T>(p, stream);
-        default: return launchSm90<64, 128, 2, true, T>(p, stream);
+        case 1: return launchSm90Ws<64, 128, 2, true, T>(p, stream);
+        case 2: return launchSm90Ws<64, 192, 2, false, T>(p, stream);
+        case 3: return launchSm90Ws<64, 256, 2, false, T>(p, stream);
+        case 4: return launchSm90Ws<64, 128, 3, false, T>(p, stream);
+        default: return launchSm90Ws<64, 128, 2, false, T>(p, stream);
         }
     }
     switch (variant) {
-    case 1: return launchSm90<128, 128, 2, true, T>(p, stream);
-    case 2: return launchSm90<128, 64, 2, true, T>(p, stream);
-    default: return launchSm90<128, 128, 2, false, T>(p, stream);
+    case 1: return launchSm90Ws<128, 128, 2, true, T>(p, stream);
+    case 2: return launchSm90Ws<128, 192, 2, false, T>(p, stream);
+    case 3: return launchSm90Ws<128, 64, 2, false, T>(p, stream);
+    case 4: return launchSm90Ws<128, 128, 3, false, T>(p, stream);
+    default: return launchSm90Ws<128, 128, 2, false, T>(p, stream);
     }
 }
 
 }  // namespace
 
-void span_attention_fwd_sm90_launch(const SpanAttentionParams& p, int variant, cudaStream_t stream) {
-    if (p.elem == ElemType::BF16) launchSm90Variant<__nv_bfloat16>(p, variant, stream);
-    else launchSm90Variant<__half>(p, variant, stream);
+bool span_attention_fwd_sm90_launch(const SpanAttentionParams& p, int variant, cudaStream_t stream) {
+    return p.elem == ElemType::BF16 ? launchSm90Variant<__nv_bfloat16>(p, variant, stream)
+                                    : launchSm90Variant<__half>(p, variant, stream);
 }
 
 }  // namespace spanscope::cuda
