@@ -73,6 +73,7 @@ def main():
     ap.add_argument("--autotune-budget", type=float, default=150.0, help="seconds of max-autotune compiles at most")
     ap.add_argument("--out", default=None)
     ap.add_argument("--stats-only", action="store_true", help="only the statistics pass and its memory")
+    ap.add_argument("--dims", default="64,128", help="head dims of the forward table (comma-separated)")
     ap.add_argument("--backward", action="store_true", help="only the backward pass against its peers")
     ap.add_argument("--sparsek", action="store_true", help="only SparseK attention against its peers")
     args = ap.parse_args()
@@ -99,7 +100,7 @@ def main():
     if args.sparsek:
         return bench_sparsek(args, log, lines, flex_default, flex_autotune, dev)
 
-    ds = [64, 128]
+    ds = [int(x) for x in args.dims.split(",")]
     full_ns = [2048, 4096, 8192, 16384, 32768]
     sparse_ns = [2048, 4096, 8192, 16384, 32768, 65536]
     sparse = [("window", 512), ("window", 2048), ("block", 1024)]

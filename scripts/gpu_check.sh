@@ -37,6 +37,7 @@ for stage in "$@"; do
       extra=(); [ "$stage" = bench-quick ] && extra=(--quick); [ "$stage" = bench-stats ] && extra=(--stats-only)
       [ "$stage" = bench-bwd ] && extra=(--backward)
       [ "$stage" = bench-sparsek ] && extra=(--sparsek)
+      [ -n "${BENCH_DIMS:-}" ] && extra+=(--dims "$BENCH_DIMS")
       PYTHONUNBUFFERED=1 python3 bench/bench_attention.py "$BUILD/kernels/libspanscope_ops.so" "${extra[@]}" \
         --autotune-budget "${AUTOTUNE_BUDGET:-150}" \
         --out "$OUT/bench.md" 2>&1 | tee "$OUT/bench.log" | grep -v "^d=" ;;
