@@ -182,6 +182,7 @@ int forwardKernelChoice() {
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 && minor == 0)
         return requested;
 #endif
+    (void)requested;  // validated above; without sm_90a code there is nothing to choose
     return -1;
 }
 
