@@ -2,7 +2,7 @@
 features switched on one by one (beyond span, sink, pooled map size, exact rows), on a few shapes.
 Usage: python bench/tune_fwd.py LIB   (scripts/gpu_check.sh tune)
        python bench/tune_fwd.py LIB --variants   forward kernels side by side (SPANSCOPE_FWD_KERNEL:
-       mma, sm90:0..2) with SDPA-cuDNN / FlexAttention at N = 16k (scripts/gpu_check.sh tune-fwd)"""
+       mma, sm90:0..4) with SDPA-cuDNN / FlexAttention at N = 16k (scripts/gpu_check.sh tune-fwd)"""
 import math
 import os
 import sys
