@@ -185,6 +185,24 @@ __device__ __forceinline__ void loadQFragments(uint32_t (&qf)[MT][D / 16][4], co
             ldmatrixX4(qf[mt][kk], smemAddr(sQ + swz<D>(wRow + mt * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8)));
 }
 
+// Sets to -inf the scores of keys outside each row's interval [rowFirst, rowI] (the mask of a tile
+// that is not inside every row's interval): s is the C-fragment tile of keys k0.. for this thread's
+// rows rowI[mt][r] (g + 8r of m16 tile mt); c = lane % 4.
+template <int BC, int MT>
+__device__ __forceinline__ void maskOutsideRows(float (&s)[MT][BC / 8][4], int k0, const int (&rowI)[MT][2],
+                                                const int (&rowFirst)[MT][2], int c) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < BC / 8; ++nt)
+#pragma unroll
+            for (int x = 0; x < 4; ++x) {
+                const int j = k0 + nt * 8 + 2 * c + (x & 1);
+                const int r = x >> 1;
+                if (j > rowI[mt][r] || j < rowFirst[mt][r]) s[mt][nt][x] = -INFINITY;
+            }
+}
+
 // One step of the forward's online softmax for one warp's MT*16 rows and a BC-key tile: s becomes
 // the tile's probabilities (relative to the new running max m), l is rescaled and gets the tile's
 // sum, corr is the factor the output rows must be rescaled by (rescaleRows). Exponents are s * sl2

@@ -110,18 +110,7 @@ __global__ void __launch_bounds__(kThreads) span_attention_fwd_kernel(const Span
             float s[kMT][BC / 8][4];
             warpScores<D, BC, kMT, QREGS, T>(s, qf, sQ, kt, wRowLocal, lane);
             const bool needMask = !(k0 + BC - 1 <= wRow0 && wFirstHi <= k0);
-            if (needMask) {
-#pragma unroll
-                for (int mt = 0; mt < kMT; ++mt)
-#pragma unroll
-                    for (int nt = 0; nt < BC / 8; ++nt)
-#pragma unroll
-                        for (int x = 0; x < 4; ++x) {
-                            const int j = k0 + nt * 8 + 2 * c + (x & 1);
-                            const int r = x >> 1;
-                            if (j > rowI[mt][r] || j < rowFirst[mt][r]) s[mt][nt][x] = -INFINITY;
-                        }
-            }
+            if (needMask) maskOutsideRows<BC, kMT>(s, k0, rowI, rowFirst, c);
             onlineSoftmaxPV<D, BC, kMT, T>(s, m, l, o, sl2, vt, lane);
         }
         __syncthreads();
@@ -162,13 +151,11 @@ void launchFwd(const SpanAttentionParams& p, cudaStream_t stream) {
                  "span attention forward");
 }
 
-constexpr int kDefaultChoice = 1000;
-
 // The kernel choice: the wgmma kernel (span_attention_fwd_sm90.cu) on a compute-capability 9.0
 // GPU when the build targets sm_90a, this file's mma.sync kernel otherwise. SPANSCOPE_FWD_KERNEL
 // overrides it for comparisons: "mma" forces this file's kernel, "sm90:N" the wgmma variant N.
 int forwardKernelChoice() {
-    int requested = kDefaultChoice;
+    int requested = 0;
     if (const char* env = std::getenv("SPANSCOPE_FWD_KERNEL"); env != nullptr && *env != '\0') {
         const std::string s(env);
         if (s == "mma") return -1;
@@ -193,7 +180,7 @@ void span_attention_fwd_launch(const SpanAttentionParams& p, cudaStream_t stream
     if (p.D != 64 && p.D != 128)
         throw std::invalid_argument("span attention: head dim must be 64 or 128, got " + std::to_string(p.D));
     if (const int variant = forwardKernelChoice(); variant >= 0)
-        if (span_attention_fwd_sm90_launch(p, variant == kDefaultChoice ? 0 : variant, stream)) return;
+        if (span_attention_fwd_sm90_launch(p, variant, stream)) return;
     const bool bf16 = p.elem == ElemType::BF16;
     // Measured on the H100 (bench/tune_fwd.py, 2026-11-23): d=64 keeps Q in registers with 64-key
     // tiles; d=128 uses 32-key tiles (64-key tiles spill and lose on window 512 / block 1024).

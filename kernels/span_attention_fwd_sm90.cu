@@ -117,12 +117,12 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_fwd_ws_kern
     const int gFirstHi = gRowLast >= gRow0 ? static_cast<int>(mask.firstKey(gRowLast)) : 0;
     T* og = static_cast<T*>(p.out) + b * p.os.b + h * p.os.h;
 
-    int rowI[2], rowFirst[2];
+    int rowI[1][2], rowFirst[1][2];
     float o[1][D / 8][4], m[1][2], l[1][2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-        rowI[r] = gRow0 + 16 * warp + g + 8 * r;
-        rowFirst[r] = static_cast<int>(mask.firstKey(rowI[r]));
+        rowI[0][r] = gRow0 + 16 * warp + g + 8 * r;
+        rowFirst[0][r] = static_cast<int>(mask.firstKey(rowI[0][r]));
         m[0][r] = -INFINITY;
         l[0][r] = 0.f;
     }
@@ -150,16 +150,7 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_fwd_ws_kern
         for (int kk = 0; kk < BC / 16; ++kk) wgmmaRS<D, T>(o[0], pf[kk], sw128Desc(vt + kk * 16 * 64, BC * 128), 1);
     };
     auto maskSoftmax = [&](float (&s)[1][BC / 8][4], int k0, float (&corr)[1][2]) {
-        if (!(k0 + BC - 1 <= gRow0 && gFirstHi <= k0)) {
-#pragma unroll
-            for (int nt = 0; nt < BC / 8; ++nt)
-#pragma unroll
-                for (int x = 0; x < 4; ++x) {
-                    const int j = k0 + nt * 8 + 2 * c + (x & 1);
-                    const int r = x >> 1;
-                    if (j > rowI[r] || j < rowFirst[r]) s[0][nt][x] = -INFINITY;
-                }
-        }
+        if (!(k0 + BC - 1 <= gRow0 && gFirstHi <= k0)) maskOutsideRows<BC, 1>(s, k0, rowI, rowFirst, c);
         softmaxTile<BC, 1>(s, m, l, sl2, corr);
     };
     // P V of the pending tile on its own (a warpgroup leaving its key range, or after the loop).
@@ -241,7 +232,7 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_fwd_ws_kern
         for (int dt = 0; dt < D / 8; ++dt)
             *reinterpret_cast<uint32_t*>(sQ + sw128<BR>(rowLocal, dt * 8 + 2 * c)) =
                 packPair<T>(o[0][dt][2 * r] * inv, o[0][dt][2 * r + 1] * inv);
-        if (c == 0 && rowI[r] < T_) lseg[rowI[r]] = (m[0][r] + __log2f(lTot)) * 0.6931471805599453f;
+        if (c == 0 && rowI[0][r] < T_) lseg[rowI[0][r]] = (m[0][r] + __log2f(lTot)) * 0.6931471805599453f;
     }
     __syncwarp();
 #pragma unroll
