@@ -63,10 +63,10 @@ std::tuple<at::Tensor, at::Tensor> emptyOutputs(const at::Tensor& q) {
     return {at::empty(q.sizes(), q.options()), at::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(at::kFloat))};
 }
 
-// The fields the forward and backward launches share: q, k, v with their strides, the shape, the
-// scale, the mask (clamped) and the element type. Inputs already checked (checkAttentionInputs).
+// The fields every attention launch (span and SparseK, forward and backward) shares: q, k, v with
+// their strides, the shape (B, H, T, D), the scale and the element type. Inputs already checked.
 template <typename Params>
-Params launchParams(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const SpanMask& mask, double scale) {
+Params qkvLaunchParams(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) {
     Params p;
     p.q = q.data_ptr();
     p.k = k.data_ptr();
@@ -79,8 +79,15 @@ Params launchParams(const at::Tensor& q, const at::Tensor& k, const at::Tensor& 
     p.T = static_cast<int32_t>(q.size(2));
     p.D = static_cast<int32_t>(q.size(3));
     p.scale = static_cast<float>(scale);
-    p.mask = clampedMask(mask, q.size(2));
     p.elem = elemOf(q);
+    return p;
+}
+
+// The span forward's and backward's: those, and the mask (clamped). Inputs checked by checkAttentionInputs.
+template <typename Params>
+Params launchParams(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const SpanMask& mask, double scale) {
+    auto p = qkvLaunchParams<Params>(q, k, v, scale);
+    p.mask = clampedMask(mask, q.size(2));
     return p;
 }
 
@@ -294,28 +301,16 @@ void checkSparseKInputs(const at::Tensor& q, const at::Tensor& k, const at::Tens
 }
 
 // The fields the SparseK forward and backward launches share (inputs checked by checkSparseKInputs):
-// q, k, v and their strides, u, the plan, the shape, the window (clamped), the scale, the element type.
+// qkvLaunchParams's, u, the plan and the window (clamped).
 template <typename Params>
 Params sparsekLaunchParams(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& u,
                            const SparseKPlan& plan, int64_t window, double scale) {
-    Params p;
-    p.q = q.data_ptr();
-    p.k = k.data_ptr();
-    p.v = v.data_ptr();
+    auto p = qkvLaunchParams<Params>(q, k, v, scale);
     p.u = u.data_ptr<float>();
     p.tau = plan.tau.data_ptr<float>();
     p.blockOffsets = plan.blockOffsets.data_ptr<int32_t>();
     p.blockKeys = plan.blockKeys.data_ptr<int32_t>();
-    p.qs = stridesOf(q);
-    p.ks = stridesOf(k);
-    p.vs = stridesOf(v);
-    p.B = static_cast<int32_t>(q.size(0));
-    p.H = static_cast<int32_t>(q.size(1));
-    p.T = static_cast<int32_t>(q.size(2));
-    p.D = static_cast<int32_t>(q.size(3));
     p.window = static_cast<int32_t>(std::min<int64_t>(window, q.size(2) + 1));
-    p.scale = static_cast<float>(scale);
-    p.elem = elemOf(q);
     return p;
 }
 
