@@ -152,17 +152,20 @@ def main():
                 del q, k, v
                 torch.cuda.empty_cache()
 
-    # Statistics pass: extra time over one forward (B = 1, N = 16k, d = 64, H = 32).
+    # Statistics pass: extra time over one forward (B = 1, N = 16k, H * d = 2048).
     stats_lines = []
-    n, d, H = 16384, 64, 32
-    q, k, v = (torch.randn(1, H, n, d, device=dev, dtype=torch.bfloat16) for _ in range(3))
-    for kind, span in [("full", 0), ("window", 2048), ("block", 1024)]:
-        for pool in [256, 1024]:
-            t_fwd = median_ms(lambda: ours(q, k, v, kind, span, False, 0.125))
-            t_all = median_ms(lambda: torch.ops.spanscope.span_attention_stats(q, k, v, kind, span, False, 0.125, 2048, 4, pool, [0, n - 1]))
-            stats_lines.append(f"| {kind}{span if span else ''} | {n} | {H} | {d} | {pool} | {t_fwd:.3f} | {t_all - t_fwd:.3f} | {(t_all - t_fwd) / t_fwd:.2f} |")
-    del q, k, v
-    torch.cuda.empty_cache()
+    n = 16384
+    for d in [int(x) for x in args.dims.split(",")]:
+        H = HD // d
+        q, k, v = (torch.randn(1, H, n, d, device=dev, dtype=torch.bfloat16) for _ in range(3))
+        for kind, span in [("full", 0), ("window", 512), ("window", 2048), ("block", 1024)]:
+            for pool in [256, 1024]:
+                t_fwd = median_ms(lambda: ours(q, k, v, kind, span, False, 0.125))
+                t_all = median_ms(lambda: torch.ops.spanscope.span_attention_stats(q, k, v, kind, span, False, 0.125, 2048, 4, pool, [0, n - 1]))
+                stats_lines.append(f"| {kind}{span if span else ''} | {n} | {H} | {d} | {pool} | {t_fwd:.3f} | {t_all - t_fwd:.3f} | {(t_all - t_fwd) / t_fwd:.2f} |")
+                print(stats_lines[-1], flush=True)
+        del q, k, v
+        torch.cuda.empty_cache()
     # Peak memory of one layer's forward + statistics at 128k tokens (H = 16, d = 64, P = 1024).
     mem_lines = []
     n, H, d = 131072, 16, 64

@@ -2,7 +2,9 @@
 features switched on one by one (beyond span, sink, pooled map size, exact rows), on a few shapes.
 Usage: python bench/tune_fwd.py LIB   (scripts/gpu_check.sh tune)
        python bench/tune_fwd.py LIB --variants   forward kernels side by side (SPANSCOPE_FWD_KERNEL:
-       mma, sm90:0..4) with SDPA-cuDNN / FlexAttention at N = 16k (scripts/gpu_check.sh tune-fwd)"""
+       mma, sm90:0..4) with SDPA-cuDNN / FlexAttention at N = 16k (scripts/gpu_check.sh tune-fwd)
+       python bench/tune_fwd.py LIB --stats-variants   the statistics kernels side by side
+       (SPANSCOPE_STATS_KERNEL: mma, sm90:0..3), extra time over one forward (scripts/gpu_check.sh tune-stats)"""
 import math
 import os
 import sys
@@ -56,6 +58,30 @@ def variants():
                 res.append(f"flex {flops / ms / 1e9:6.1f}")
             print(f"d={d:3d} {kind}{span:<5d} N={n} TFLOP/s: " + "  ".join(res), flush=True)
 
+
+def stats_variants():
+    kernels = ["mma", "sm90:0", "sm90:1", "sm90:2", "sm90:3"]
+    cfgs = [(0, 0, 0, []), (2048, 4, 256, [0, 1]), (2048, 4, 1024, [0, 1])]
+    for d in (64, 128):
+        H = 2048 // d
+        for kind, span in (("full", 0), ("window", 512), ("window", 2048), ("block", 1024)):
+            n = 16384
+            q, k, v = (torch.randn(1, H, n, d, device=dev, dtype=torch.bfloat16) for _ in range(3))
+            t_f = do_bench(lambda: op(q, k, v, kind, span, False, 0.125), warmup=25, rep=100, return_mode="median")
+            res = []
+            for kern in kernels:
+                os.environ["SPANSCOPE_STATS_KERNEL"] = kern
+                t_s = [do_bench(lambda: stats(q, k, v, kind, span, False, 0.125, b, sk, P, rows), warmup=25, rep=100,
+                                return_mode="median") for b, sk, P, rows in cfgs]
+                res.append(f"{kern} " + "/".join(f"{(t - t_f) / t_f:.2f}" for t in t_s))
+            os.environ.pop("SPANSCOPE_STATS_KERNEL")
+            print(f"d={d:3d} {kind}{span:<5d} N={n} fwd {t_f:.3f} ms; stats extra/fwd [P0 | b2048 s4 P256 r2 | P1024]: "
+                  + "  ".join(res), flush=True)
+
+
+if len(sys.argv) > 2 and sys.argv[2] == "--stats-variants":
+    stats_variants()
+    sys.exit(0)
 
 if len(sys.argv) > 2 and sys.argv[2] == "--variants":
     variants()

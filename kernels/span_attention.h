@@ -45,6 +45,12 @@ void span_attention_fwd_launch(const SpanAttentionParams& p, cudaStream_t stream
 // false, launching nothing, where TMA cannot describe q, k or v (unusual strides).
 bool span_attention_fwd_sm90_launch(const SpanAttentionParams& p, int variant, cudaStream_t stream);
 
+// Which kernel a launcher uses, from the environment variable envName ("mma" or "sm90:N"; unset or
+// empty: the default): -1 for the mma.sync kernel (forced, or no compute-capability 9.0 GPU, or a
+// build without sm_90a code), else the Hopper variant N (0 = default). Any other value throws
+// std::invalid_argument naming the variable.
+int sm90KernelChoice(const char* envName);
+
 // Backward: dq (fp32, accumulated into zero-initialised dqAccum), dk, dv (input dtype) from q, k,
 // v, dout, the forward's lse and delta = rowsum(dout ∘ out). dk, dv, dqAccum, lse and delta are
 // contiguous; q, k, v, dout as in the forward.
@@ -97,6 +103,9 @@ struct SpanStatsParams {
 };
 
 void span_attention_stats_launch(const SpanStatsParams& p, cudaStream_t stream);
+// The Hopper statistics kernel that span_attention_stats_launch picks as the forward's launcher
+// does (SPANSCOPE_STATS_KERNEL); false, launching nothing, where TMA cannot describe q or k.
+bool span_attention_stats_sm90_launch(const SpanStatsParams& p, int variant, cudaStream_t stream);
 
 // SparseK attention forward (kernels/sparsek_attention_cpu.h's rule): query i attends its window
 // {i-w+1 .. i} with mask 1 and the keys j <= i-w gated by m_ij = clip(u_j - tau_i, 0, 1), i.e.

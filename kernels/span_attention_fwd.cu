@@ -151,16 +151,16 @@ void launchFwd(const SpanAttentionParams& p, cudaStream_t stream) {
                  "span attention forward");
 }
 
-// The kernel choice: the wgmma kernel (span_attention_fwd_sm90.cu) on a compute-capability 9.0
-// GPU when the build targets sm_90a, this file's mma.sync kernel otherwise. SPANSCOPE_FWD_KERNEL
-// overrides it for comparisons: "mma" forces this file's kernel, "sm90:N" the wgmma variant N.
-int forwardKernelChoice() {
+}  // namespace
+
+// See span_attention.h. The Hopper kernels exist only in an sm_90a build (SPANSCOPE_SM90A).
+int sm90KernelChoice(const char* envName) {
     int requested = 0;
-    if (const char* env = std::getenv("SPANSCOPE_FWD_KERNEL"); env != nullptr && *env != '\0') {
+    if (const char* env = std::getenv(envName); env != nullptr && *env != '\0') {
         const std::string s(env);
         if (s == "mma") return -1;
         if (s.rfind("sm90:", 0) != 0 || s.size() == 5 || s.find_first_not_of("0123456789", 5) != std::string::npos)
-            throw std::invalid_argument("SPANSCOPE_FWD_KERNEL must be \"mma\" or \"sm90:N\", got \"" + s + "\"");
+            throw std::invalid_argument(std::string(envName) + " must be \"mma\" or \"sm90:N\", got \"" + s + "\"");
         requested = std::atoi(s.c_str() + 5);
     }
 #if defined(SPANSCOPE_SM90A)
@@ -173,13 +173,11 @@ int forwardKernelChoice() {
     return -1;
 }
 
-}  // namespace
-
 void span_attention_fwd_launch(const SpanAttentionParams& p, cudaStream_t stream) {
     if (p.T <= 0 || p.B * p.H <= 0) return;
     if (p.D != 64 && p.D != 128)
         throw std::invalid_argument("span attention: head dim must be 64 or 128, got " + std::to_string(p.D));
-    if (const int variant = forwardKernelChoice(); variant >= 0)
+    if (const int variant = sm90KernelChoice("SPANSCOPE_FWD_KERNEL"); variant >= 0)
         if (span_attention_fwd_sm90_launch(p, variant, stream)) return;
     const bool bf16 = p.elem == ElemType::BF16;
     // Measured on the H100 (bench/tune_fwd.py, 2026-11-23): d=64 keeps Q in registers with 64-key

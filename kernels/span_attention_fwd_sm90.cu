@@ -26,6 +26,7 @@
 #include <cuda.h>
 
 #include "kernels/launch.cuh"
+#include "kernels/tma_map.h"
 #include "kernels/wgmma.cuh"
 
 namespace spanscope::cuda {
@@ -248,42 +249,14 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_fwd_ws_kern
 #endif
 }
 
-// A (B, H, T, D) tensor with element strides s as a 4-d TMA map (dims D, T, H, B) with boxes of 64
-// columns x `rows` rows and the 128-byte swizzle. False when the driver cannot encode it (the
-// caller then uses the mma.sync kernel).
-bool encodeMap(CUtensorMap* map, const void* ptr, const Strides& s, const SpanAttentionParams& p, int rows) {
-    using Encode = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*, const cuuint64_t*,
-                                const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave, CUtensorMapSwizzle,
-                                CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
-    static Encode encode = []() -> Encode {
-        void* fn = nullptr;
-        cudaDriverEntryPointQueryResult q{};
-        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q) != cudaSuccess ||
-            q != cudaDriverEntryPointSuccess)
-            return nullptr;
-        return reinterpret_cast<Encode>(fn);
-    }();
-    if (encode == nullptr) return false;
-    // Strides of size-1 dimensions are never used; give them a valid (16-byte multiple) value.
-    const uint64_t tBytes = static_cast<uint64_t>(s.t) * 2;
-    const uint64_t hBytes = p.H > 1 ? static_cast<uint64_t>(s.h) * 2 : tBytes * p.T;
-    const uint64_t bBytes = p.B > 1 ? static_cast<uint64_t>(s.b) * 2 : hBytes * p.H;
-    const cuuint64_t dims[4] = {static_cast<cuuint64_t>(p.D), static_cast<cuuint64_t>(p.T), static_cast<cuuint64_t>(p.H),
-                                static_cast<cuuint64_t>(p.B)};
-    const cuuint64_t strides[3] = {tBytes, hBytes, bBytes};
-    const cuuint32_t box[4] = {64, static_cast<cuuint32_t>(rows), 1, 1};
-    const cuuint32_t elemStrides[4] = {1, 1, 1, 1};
-    const auto type = p.elem == ElemType::BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
-    return encode(map, type, 4, const_cast<void*>(ptr), dims, strides, box, elemStrides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                  CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
-}
-
 template <int D, int BC, int STAGES, bool OVERLAP, int NCW, typename T>
 bool launchSm90Ws(const SpanAttentionParams& p, cudaStream_t stream) {
     using Cfg = Sm90WsConfig<D, BC, STAGES, OVERLAP, NCW>;
     Sm90TmaArgs args;
     args.p = p;
-    if (!encodeMap(&args.q, p.q, p.qs, p, Cfg::kBr) || !encodeMap(&args.k, p.k, p.ks, p, BC) || !encodeMap(&args.v, p.v, p.vs, p, BC))
+    if (!encodeTmaMap4d(&args.q, p.q, p.qs, p.B, p.H, p.T, p.D, p.elem, Cfg::kBr) ||
+        !encodeTmaMap4d(&args.k, p.k, p.ks, p.B, p.H, p.T, p.D, p.elem, BC) ||
+        !encodeTmaMap4d(&args.v, p.v, p.vs, p.B, p.H, p.T, p.D, p.elem, BC))
         return false;
     launchKernel(span_attention_fwd_ws_kernel<D, BC, STAGES, OVERLAP, NCW, T>, dim3((p.T + Cfg::kBr - 1) / Cfg::kBr, p.B * p.H),
                  Cfg::kThreads, Cfg::kSmem, stream, args, "span attention forward (sm90, TMA)");
@@ -313,6 +286,34 @@ template <typename T> bool launchSm90Variant(const SpanAttentionParams& p, int v
 }
 
 }  // namespace
+
+// See kernels/tma_map.h.
+bool encodeTmaMap4d(CUtensorMap* map, const void* ptr, const Strides& s, int B, int H, int T, int D, ElemType elem, int rows) {
+    using Encode = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*, const cuuint64_t*,
+                                const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave, CUtensorMapSwizzle,
+                                CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+    static Encode encode = []() -> Encode {
+        void* fn = nullptr;
+        cudaDriverEntryPointQueryResult q{};
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+            q != cudaDriverEntryPointSuccess)
+            return nullptr;
+        return reinterpret_cast<Encode>(fn);
+    }();
+    if (encode == nullptr) return false;
+    // Strides of size-1 dimensions are never used; give them a valid (16-byte multiple) value.
+    const uint64_t tBytes = static_cast<uint64_t>(s.t) * 2;
+    const uint64_t hBytes = H > 1 ? static_cast<uint64_t>(s.h) * 2 : tBytes * T;
+    const uint64_t bBytes = B > 1 ? static_cast<uint64_t>(s.b) * 2 : hBytes * H;
+    const cuuint64_t dims[4] = {static_cast<cuuint64_t>(D), static_cast<cuuint64_t>(T), static_cast<cuuint64_t>(H),
+                                static_cast<cuuint64_t>(B)};
+    const cuuint64_t strides[3] = {tBytes, hBytes, bBytes};
+    const cuuint32_t box[4] = {64, static_cast<cuuint32_t>(rows), 1, 1};
+    const cuuint32_t elemStrides[4] = {1, 1, 1, 1};
+    const auto type = elem == ElemType::BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+    return encode(map, type, 4, const_cast<void*>(ptr), dims, strides, box, elemStrides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                  CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
 
 bool span_attention_fwd_sm90_launch(const SpanAttentionParams& p, int variant, cudaStream_t stream) {
     return p.elem == ElemType::BF16 ? launchSm90Variant<__nv_bfloat16>(p, variant, stream)

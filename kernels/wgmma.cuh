@@ -113,6 +113,10 @@ __device__ __forceinline__ void tmaLoad4d(void* dst, const void* map, int c0, in
         "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(smemAddr(bar))
         : "memory");
 }
+// Barrier `id` (1..15; 0 is __syncthreads) over the first-arriving `threads` threads (a multiple of 32).
+__device__ __forceinline__ void namedBarrierSync(int id, int threads) {
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
 template <int N> __device__ __forceinline__ void setMaxRegsInc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N)); }
 template <int N> __device__ __forceinline__ void setMaxRegsDec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N)); }
 #endif

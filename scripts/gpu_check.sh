@@ -80,6 +80,8 @@ for stage in "$@"; do
       PYTHONUNBUFFERED=1 python3 bench/tune_fwd.py "$BUILD/kernels/libspanscope_ops.so" 2>&1 | tee "$OUT/tune.log" ;;
     tune-fwd)
       PYTHONUNBUFFERED=1 python3 bench/tune_fwd.py "$BUILD/kernels/libspanscope_ops.so" --variants 2>&1 | tee "$OUT/tune_fwd.log" ;;
+    tune-stats)
+      PYTHONUNBUFFERED=1 python3 bench/tune_fwd.py "$BUILD/kernels/libspanscope_ops.so" --stats-variants 2>&1 | tee "$OUT/tune_stats.log" ;;
     *) echo "unknown stage $stage" ;;
   esac
 done

@@ -1,6 +1,8 @@
 // The CUDA statistics pass against the exact CPU analysis (span_attention_stats_cpu on the same
 // rounded inputs, fp32): every field of AttentionStats, on ragged lengths, every mask kind, pooled
-// maps with wide bins (warp-reduced path) and one-token bins (per-element path). GPU only.
+// maps with wide bins (warp-reduced path), bins of whole 8-key groups (per-group path) and one-token
+// bins (per-element path); every kernel behind the entry point (the default, the mma.sync kernel
+// and the Hopper variants kept for tuning: SPANSCOPE_STATS_KERNEL). GPU only.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -11,6 +13,7 @@
 
 #include "kernels/attention_cpu.h"
 #include "kernels/ops.h"
+#include "tests/kernels/attention_test_util.h"
 
 using namespace spanscope;
 
@@ -21,6 +24,7 @@ struct StatsCase {
     SpanMask mask;
     int64_t poolSize;
     bool zoom = false;  // pooled map of the region [T/3, 2T/3) x [T/4, 3T/5) instead of everything
+    bool fp16 = false;
 };
 
 std::string caseName(const StatsCase& c) {
@@ -28,7 +32,7 @@ std::string caseName(const StatsCase& c) {
     const auto& m = c.mask;
     s << (m.kind == MaskKind::Full ? "full" : m.kind == MaskKind::Window ? "window" : "block");
     if (m.kind != MaskKind::Full) s << m.span << (m.prevBlock ? "prev" : "");
-    s << "_H" << c.H << "_T" << c.T << "_D" << c.D << "_P" << c.poolSize << (c.zoom ? "_zoom" : "");
+    s << "_H" << c.H << "_T" << c.T << "_D" << c.D << "_P" << c.poolSize << (c.zoom ? "_zoom" : "") << (c.fp16 ? "_fp16" : "");
     return s.str();
 }
 
@@ -45,6 +49,8 @@ std::vector<StatsCase> statsCases() {
         cases.push_back({2, 3001, 128, m, 32});
         cases.push_back({2, 1237, 128, m, 1024, true});  // exact token cells in the region
         cases.push_back({2, 2000, 64, m, 8, true});
+        cases.push_back({2, 2048, 128, m, 128});        // 16 x 16 cells: whole 8-key groups per key bin
+        cases.push_back({2, 2048, 64, m, 64, false, true});
     }
     return cases;
 }
@@ -64,7 +70,7 @@ TEST_P(SpanStatsCudaTest, MatchesExactCpuStatistics) {
     if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA GPU";
     const StatsCase c = GetParam();
     at::manual_seed(static_cast<uint64_t>(std::random_device{}()));
-    auto dev = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+    auto dev = at::TensorOptions().device(at::kCUDA).dtype(c.fp16 ? at::kHalf : at::kBFloat16);
     // Larger scores than 1/sqrt(D) give peaked rows: entropy and bins are then not trivially uniform.
     auto q = at::randn({1, c.H, c.T, c.D}, dev) * 2, k = at::randn({1, c.H, c.T, c.D}, dev),
          v = at::randn({1, c.H, c.T, c.D}, dev);
@@ -82,26 +88,8 @@ TEST_P(SpanStatsCudaTest, MatchesExactCpuStatistics) {
     }
     auto [refOut, refLse, ref] = span_attention_stats_cpu(q.cpu().to(at::kFloat), k.cpu().to(at::kFloat),
                                                           v.cpu().to(at::kFloat), c.mask, scale, o);
-    auto [out, lse, s] = span_attention_stats_cuda(q, k, v, c.mask, scale, o);
-    const std::string n = caseName(c);
-    EXPECT_LE(relErr(lse, refLse), 1e-4) << n;
-    // Sums over T queries: compare relative to T. The CPU reference adds its sums in fp32
-    // (scatter_add over whole query blocks), which drifts by ~1e-4 at T = 3000; the tight check
-    // is against fp64 sums of the full probability matrix below.
-    const double tol = 1e-3;
-    auto perT = [&](const at::Tensor& t) { return t.to(at::kDouble).cpu() / static_cast<double>(c.T); };
-    EXPECT_LE(relErr(perT(s.binMass), perT(ref.binMass)), tol) << n << "\n" << s.binMass.cpu() << ref.binMass;
-    EXPECT_LE(relErr(perT(s.entropy), perT(ref.entropy)), tol) << n << " " << s.entropy.cpu() << ref.entropy;
-    EXPECT_LE(relErr(perT(s.distance), perT(ref.distance)), tol) << n << " " << s.distance.cpu() << ref.distance;
-    EXPECT_LE(relErr(perT(s.beyondMass), perT(ref.beyondMass)), tol) << n;
-    EXPECT_LE(relErr(perT(s.sinkMass), perT(ref.sinkMass)), tol) << n;
-    EXPECT_LE(relErr(s.beyondPerQuery, ref.beyondPerQuery), 1e-4) << n;
-    EXPECT_LE(relErr(s.entropyPerQuery, ref.entropyPerQuery), 1e-4) << n;
-    ASSERT_EQ(s.pooled.sizes(), ref.pooled.sizes()) << n;
-    EXPECT_LE(relErr(s.pooled, ref.pooled), 1e-4) << n;
-    ASSERT_EQ(s.rows.sizes(), ref.rows.sizes()) << n;
-    EXPECT_LE(relErr(s.rows, ref.rows), 1e-4) << n;
     // fp64 ground truth from the full (H, T, T) probability matrix: bins, entropy, distance.
+    at::Tensor bin64, ent64, dist64;
     {
         auto q64 = q[0].cpu().to(at::kDouble), k64 = k[0].cpu().to(at::kDouble);
         auto sc = at::matmul(q64, k64.transpose(-1, -2)) * scale;
@@ -114,16 +102,59 @@ TEST_P(SpanStatsCudaTest, MatchesExactCpuStatistics) {
         std::vector<int64_t> lut(static_cast<size_t>(c.T));
         for (int64_t d = 0; d < c.T; ++d) lut[static_cast<size_t>(d)] = distanceBin(d);
         auto bins = at::tensor(lut, at::kLong).index_select(0, dist.flatten()).unsqueeze(0).expand({c.H, -1});
-        auto bin64 = at::zeros({c.H, kNumDistanceBins}, at::kDouble).scatter_add_(1, bins, pr.reshape({c.H, -1}));
-        auto ent64 = at::where(pr > 0, -pr * pr.log(), at::zeros({}, at::kDouble)).sum({1, 2});
-        auto dist64 = (pr * dist.to(at::kDouble)).sum({1, 2});
+        bin64 = at::zeros({c.H, kNumDistanceBins}, at::kDouble).scatter_add_(1, bins, pr.reshape({c.H, -1}));
+        ent64 = at::where(pr > 0, -pr * pr.log(), at::zeros({}, at::kDouble)).sum({1, 2});
+        dist64 = (pr * dist.to(at::kDouble)).sum({1, 2});
+    }
+    auto runAndCheck = [&](const std::string& kernel) {
+        const std::string n = caseName(c) + " [" + kernel + "]";
+        auto [out, lse, s] = span_attention_stats_cuda(q, k, v, c.mask, scale, o);
+        EXPECT_LE(relErr(lse, refLse), 1e-4) << n;
+        // Sums over T queries: compare relative to T. The CPU reference adds its sums in fp32
+        // (scatter_add over whole query blocks), which drifts by ~1e-4 at T = 3000; the tight check
+        // is against fp64 sums of the full probability matrix below.
+        const double tol = 1e-3;
+        auto perT = [&](const at::Tensor& t) { return t.to(at::kDouble).cpu() / static_cast<double>(c.T); };
+        EXPECT_LE(relErr(perT(s.binMass), perT(ref.binMass)), tol) << n << "\n" << s.binMass.cpu() << ref.binMass;
+        EXPECT_LE(relErr(perT(s.entropy), perT(ref.entropy)), tol) << n << " " << s.entropy.cpu() << ref.entropy;
+        EXPECT_LE(relErr(perT(s.distance), perT(ref.distance)), tol) << n << " " << s.distance.cpu() << ref.distance;
+        EXPECT_LE(relErr(perT(s.beyondMass), perT(ref.beyondMass)), tol) << n;
+        EXPECT_LE(relErr(perT(s.sinkMass), perT(ref.sinkMass)), tol) << n;
+        EXPECT_LE(relErr(s.beyondPerQuery, ref.beyondPerQuery), 1e-4) << n;
+        EXPECT_LE(relErr(s.entropyPerQuery, ref.entropyPerQuery), 1e-4) << n;
+        ASSERT_EQ(s.pooled.sizes(), ref.pooled.sizes()) << n;
+        EXPECT_LE(relErr(s.pooled, ref.pooled), 1e-4) << n;
+        ASSERT_EQ(s.rows.sizes(), ref.rows.sizes()) << n;
+        EXPECT_LE(relErr(s.rows, ref.rows), 1e-4) << n;
         const double tight = 2e-5;
         EXPECT_LE(relErr(perT(s.binMass), bin64 / static_cast<double>(c.T)), tight) << n << "\n" << s.binMass.cpu() << bin64;
         EXPECT_LE(relErr(perT(s.entropy), ent64 / static_cast<double>(c.T)), 10 * tight) << n << " " << s.entropy.cpu() << ent64;
         EXPECT_LE(relErr(perT(s.distance), dist64 / static_cast<double>(c.T)), tight * c.T) << n << " " << s.distance.cpu() << dist64;
+        // Every row's mass is 1: the bins of each head sum to T.
+        EXPECT_NEAR(s.binMass.sum().item<double>(), static_cast<double>(c.H * c.T), 1e-3 * c.H * c.T) << n;
+    };
+    runAndCheck("default");
+    if (HasFatalFailure()) return;
+    for (const char* kernel : {"mma", "sm90:1", "sm90:2", "sm90:3"}) {
+        test::ScopedEnv env("SPANSCOPE_STATS_KERNEL", kernel);
+        runAndCheck(kernel);
+        if (HasFatalFailure()) return;
     }
-    // Every row's mass is 1: the bins of each head sum to T.
-    EXPECT_NEAR(s.binMass.sum().item<double>(), static_cast<double>(c.H * c.T), 1e-3 * c.H * c.T) << n;
+}
+
+TEST(SpanStatsCuda, KernelOverrideRejectsUnknownNames) {
+    if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA GPU";
+    auto q = at::randn({1, 1, 16, 64}, at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16));
+    AttentionStatsOptions o;
+    for (const char* bad : {"fast", "sm90:", "sm90:-1"}) {
+        test::ScopedEnv env("SPANSCOPE_STATS_KERNEL", bad);
+        try {
+            span_attention_stats_cuda(q, q, q, SpanMask{}, 1.0, o);
+            ADD_FAILURE() << "SPANSCOPE_STATS_KERNEL=" << bad << " was accepted";
+        } catch (const std::exception& e) {
+            EXPECT_NE(std::string(e.what()).find("SPANSCOPE_STATS_KERNEL"), std::string::npos) << e.what();
+        }
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, SpanStatsCudaTest, ::testing::ValuesIn(statsCases()),

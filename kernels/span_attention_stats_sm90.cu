@@ -1,0 +1,184 @@
+// Attention statistics on Hopper tensor cores (wgmma + TMA, sm_90a): the contract and results of
+// span_attention_stats.cu's mma.sync kernel on the warp-specialised skeleton of the Hopper forward
+// (span_attention_fwd_sm90.cu). span_attention_stats_launch picks it on compute capability 9.0.
+//
+// One thread block = 1 + NCW warpgroups for BR = 64·NCW queries [q0, q0 + BR) of one head.
+// Warpgroup 0 is the producer: one thread issues the TMA loads (Q once, then the K tiles into
+// STAGES shared-memory stages, SW128 layout) that complete on "full" mbarriers; when a pooled map
+// is wanted, its second warp computes each tile's key bins into the stage's key-bin array and
+// arrives on the same barrier (so a stage is full when both its keys and their bins are in).
+// Warpgroups 1 .. NCW are consumers of 64 rows each (4 warps x 16 rows): per key tile they wait
+// for it, compute S = Q K^T by D/16 wgmma (both operands in shared memory) and run the per-warp
+// statistics of kernels/stats_tile.cuh on the accumulators (the mma.sync C-fragment layout, one
+// m16 tile per warp), then each warp releases the stage ("empty" barrier, one arrival per
+// consumer warp). No block-wide barrier in the loop: a warpgroup computing its exponentials
+// overlaps another's wgmma. The block's per-head sums meet at a named barrier of the consumers.
+// As in the forward, a warpgroup whose rows see none of a tile waits for the tile before
+// releasing it (its arrivals must not count towards a later phase of the empty barrier).
+#include "kernels/span_attention.h"
+
+#include <cuda.h>
+
+#include "kernels/launch.cuh"
+#include "kernels/stats_tile.cuh"
+#include "kernels/tma_map.h"
+#include "kernels/wgmma.cuh"
+
+namespace spanscope::cuda {
+namespace {
+
+struct Sm90StatsArgs {
+    SpanStatsParams p;
+    CUtensorMap q, k;  // (1, H, T, D) as 4-d maps (kernels/tma_map.h)
+};
+
+template <int D, int BC, int STAGES, int NCW> struct Sm90StatsConfig {
+    static constexpr int kBr = 64 * NCW;
+    static constexpr int kThreads = 128 * (NCW + 1);
+    static constexpr int kProducerRegs = NCW == 2 ? 40 : 24;
+    static constexpr int kConsumerRegs = NCW == 2 ? 232 : 160;
+    static_assert(128 * kProducerRegs + 128 * NCW * kConsumerRegs <= 65536, "register file");
+    static constexpr size_t kTiles = static_cast<size_t>(kBr + STAGES * BC) * D * 2;
+    // + barriers (Q, full and empty per stage) + key bins per stage + alignment slack
+    static constexpr size_t kSmem = kTiles + (1 + 2 * STAGES) * 8 + STAGES * BC + 1024;
+};
+
+template <int D, int BC, int STAGES, int NCW, typename T>
+__global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_stats_ws_kernel(const __grid_constant__ Sm90StatsArgs a) {
+#if defined(SPANSCOPE_WGMMA_DEVICE)
+    using Cfg = Sm90StatsConfig<D, BC, STAGES, NCW>;
+    constexpr int BR = Cfg::kBr;
+    const SpanStatsParams& p = a.p;
+    extern __shared__ unsigned char smemRaw[];
+    unsigned char* base = smemRaw + ((1024 - (smemAddr(smemRaw) & 1023)) & 1023);
+    T* sQ = reinterpret_cast<T*>(base);  // (BR, D)
+    T* sK = sQ + BR * D;                 // STAGES x (BC, D)
+    uint64_t* fullQ = reinterpret_cast<uint64_t*>(base + Cfg::kTiles);
+    uint64_t* fullK = fullQ + 1;
+    uint64_t* emptyK = fullK + STAGES;
+    int8_t* sKeyBin = reinterpret_cast<int8_t*>(emptyK + STAGES);  // STAGES x BC: keyBinOffset per key
+    __shared__ float sBins[kStatsDistanceBins];
+    __shared__ float sRed[4][16];
+
+    const int T_ = p.T;
+    const StatsRegion reg(p);
+    const int q0 = (gridDim.x - 1 - blockIdx.x) * BR;
+    const int h = blockIdx.y;
+    const int qLast = min(q0 + BR, T_) - 1;
+    const int kBegin = static_cast<int>(p.mask.firstKey(q0)) / BC * BC;
+    const int nTiles = (qLast + 1 - kBegin + BC - 1) / BC;
+    const int tid = threadIdx.x, wgAll = __shfl_sync(0xffffffffu, tid / 128, 0);
+
+    if (tid < kStatsDistanceBins) sBins[tid] = 0.f;
+    if (tid == 0) {
+        mbarInit(fullQ, 1);
+        for (int st = 0; st < STAGES; ++st) {
+            mbarInit(fullK + st, reg.pooling ? 2 : 1);  // the TMA thread (+ the key-bin warp)
+            mbarInit(emptyK + st, 4 * NCW);            // one arrival per consumer warp
+        }
+        mbarInitFence();
+    }
+    __syncthreads();
+
+    if (wgAll == 0) {  // producer
+        setMaxRegsDec<Cfg::kProducerRegs>();
+        if (tid == 0) {
+            mbarArriveExpectTx(fullQ, BR * D * 2);
+#pragma unroll
+            for (int pn = 0; pn < D / 64; ++pn) tmaLoad4d(sQ + pn * BR * 64, &a.q, pn * 64, q0, h, 0, fullQ);
+            for (int it = 0; it < nTiles; ++it) {
+                const int st = it % STAGES, k0 = kBegin + it * BC;
+                if (it >= STAGES) mbarWaitThread(emptyK + st, ((it / STAGES) - 1) & 1);
+                mbarArriveExpectTx(fullK + st, BC * D * 2);
+#pragma unroll
+                for (int pn = 0; pn < D / 64; ++pn) tmaLoad4d(sK + st * BC * D + pn * BC * 64, &a.k, pn * 64, k0, h, 0, fullK + st);
+            }
+        } else if (reg.pooling && tid / 32 == 1) {
+            const int lane = tid % 32;
+            for (int it = 0; it < nTiles; ++it) {
+                const int st = it % STAGES, k0 = kBegin + it * BC;
+                if (it >= STAGES) mbarWait(emptyK + st, ((it / STAGES) - 1) & 1);
+                for (int x = lane; x < BC; x += 32) sKeyBin[st * BC + x] = keyBinOffset(p, reg, k0 + x, k0);
+                __syncwarp();
+                if (lane == 0) mbarArrive(fullK + st);
+            }
+        }
+        return;
+    }
+    setMaxRegsInc<Cfg::kConsumerRegs>();
+
+    const int wg = wgAll - 1, warp = (tid % 128) / 32, lane = tid % 32;
+    const int gRow0 = q0 + 64 * wg;
+    const int gRowLast = min(gRow0 + 64, T_) - 1;
+    const int gFirstLo = gRowLast >= gRow0 ? static_cast<int>(p.mask.firstKey(gRow0)) : 0;
+    StatsWarp<1> sw;
+    sw.init(p, reg, h, gRow0 + 16 * warp, lane);
+    const T* sQw = sQ + 64 * wg * 64;
+
+    mbarWait(fullQ, 0);
+    for (int it = 0; it < nTiles; ++it) {
+        const int k0 = kBegin + it * BC;
+        const int stage = it % STAGES;
+        mbarWait(fullK + stage, (it / STAGES) & 1);
+        if (gRowLast >= gRow0 && k0 <= gRowLast && k0 + BC - 1 >= gFirstLo) {
+            const T* kt = sK + stage * BC * D;
+            float s[1][BC / 8][4];
+            wgmmaFence();
+#pragma unroll
+            for (int kk = 0; kk < D / 16; ++kk)  // 64-column panel kk / 4, then 16 elements (32 bytes) per k16 step
+                wgmmaSS<BC, T>(s[0], sw128Desc(sQw + (kk / 4) * BR * 64 + (kk % 4) * 16, 0),
+                               sw128Desc(kt + (kk / 4) * BC * 64 + (kk % 4) * 16, 0), kk > 0);
+            wgmmaCommit();
+            wgmmaWait<0>();
+            fenceAccumulators(s[0]);
+            if (sw.live(k0, BC)) sw.template tile<BC>(p, reg, s, k0, sKeyBin + stage * BC, sBins, h, lane);
+        }
+        __syncwarp();  // the warp's reads of the stage's key bins are done
+        if (lane == 0) mbarArrive(emptyK + stage);
+    }
+
+    float sums[4];
+    sw.finish(p, lane, sums);
+    if (lane == 0)
+        for (int x = 0; x < 4; ++x) sRed[x][4 * wg + warp] = sums[x];
+    namedBarrierSync(1, 128 * NCW);
+    addBlockStats(p, sRed, 4 * NCW, sBins, h, tid - 128);
+#else
+    __trap();
+#endif
+}
+
+template <int D, int BC, int STAGES, int NCW, typename T>
+bool launchSm90Stats(const SpanStatsParams& p, cudaStream_t stream) {
+    using Cfg = Sm90StatsConfig<D, BC, STAGES, NCW>;
+    static_assert(4 * NCW <= 16, "sRed holds 16 warps");
+    Sm90StatsArgs args;
+    args.p = p;
+    if (!encodeTmaMap4d(&args.q, p.q, p.qs, 1, p.H, p.T, p.D, p.elem, Cfg::kBr) ||
+        !encodeTmaMap4d(&args.k, p.k, p.ks, 1, p.H, p.T, p.D, p.elem, BC))
+        return false;
+    launchKernel(span_attention_stats_ws_kernel<D, BC, STAGES, NCW, T>, dim3((p.T + Cfg::kBr - 1) / Cfg::kBr, p.H),
+                 Cfg::kThreads, Cfg::kSmem, stream, args, "span attention stats (sm90, TMA)");
+    return true;
+}
+
+template <int D, typename T> bool launchStatsVariant(const SpanStatsParams& p, int variant, cudaStream_t stream) {
+    // variant 0: the default; others for tuning (bench/tune_fwd.py --stats-variants).
+    // (three consumer warpgroups with 128-key tiles spill ~100 bytes: 160 registers each at most)
+    switch (variant) {
+    case 1: return launchSm90Stats<D, 128, 3, 3, T>(p, stream);
+    case 2: return launchSm90Stats<D, 64, 4, 3, T>(p, stream);
+    case 3: return launchSm90Stats<D, 64, 4, 2, T>(p, stream);
+    default: return launchSm90Stats<D, 128, 3, 2, T>(p, stream);
+    }
+}
+
+}  // namespace
+
+bool span_attention_stats_sm90_launch(const SpanStatsParams& p, int variant, cudaStream_t stream) {
+    const bool bf16 = p.elem == ElemType::BF16;
+    if (p.D == 64) return bf16 ? launchStatsVariant<64, __nv_bfloat16>(p, variant, stream) : launchStatsVariant<64, __half>(p, variant, stream);
+    return bf16 ? launchStatsVariant<128, __nv_bfloat16>(p, variant, stream) : launchStatsVariant<128, __half>(p, variant, stream);
+}
+
+}  // namespace spanscope::cuda

@@ -1,0 +1,417 @@
+// The statistics pass's per-warp work on one tile of scores, shared by its two kernels: the
+// mma.sync one (span_attention_stats.cu: 4 warps x 32 rows, 64-key tiles) and the Hopper one
+// (span_attention_stats_sm90.cu: warpgroups of 4 warps x 16 rows, 128-key tiles from wgmma).
+// A warp owns MT*16 consecutive query rows; s is the C-fragment tile of scores of those rows against
+// BC keys k0.. (mma_tile.cuh's layout: s[mt][nt][x] is row mt*16 + g + 8*(x>>1), key 8*nt + 2c + (x&1)).
+//
+// Per tile, with the stored row log-sum-exp instead of a running maximum (every sum is final):
+// p = 2^(s * scale * log2 e - lse * log2 e). Per element only what cannot be done per row: the row's
+// tile mass, sum p*z (entropy) and sum p*offset (distance: sum p*(i - j) = i*mass - sum p*j).
+// Per-row sums stay in registers until finish(); per-head sums are added to the block's shared
+// sBins (distance bins) and returned by finish() for the block reduction.
+// Distance bins and the pooled map need a bin index per element; both bin maps are monotone, so a
+// warp's rows x BC keys touch only a few bins. Far from the diagonal the warp's tile lies in one
+// distance bin: its whole mass goes there with one shuffle reduction. Near it, each bin sums only
+// the 8-key groups its distances can reach. Pooled cells, cheapest first: the whole tile in one cell;
+// rows in one row bin and every 8-key group inside one key bin (per-group sums, one reduction per
+// cell); up to 16 key bins by a tensor-core product of P with a one-hot key-bin matrix; a few cells
+// one by one; else (bins narrower than a few keys: zoomed regions) one atomic per element.
+// The key bins of a tile come from the caller (keyBin[x] = bin of key k0 + x minus the bin of the
+// tile's first key in the region, -1 outside): keyBinOffset() computes one.
+#pragma once
+
+#include "kernels/mma_tile.cuh"
+#include "kernels/span_attention.h"
+
+namespace spanscope::cuda {
+
+constexpr int kStatsMaxWarpCells = 16;  // pooled cells per warp tile before falling back to per-element atomics
+
+__device__ __forceinline__ int distBin(int d) { return d <= 0 ? 0 : 32 - __clz(d); }
+// floor(t / len) for 0 <= t < 2^31 (checked by the op): a float quotient is off by at most one and an
+// exact integer test fixes it (64-bit division is a long subroutine).
+__device__ __forceinline__ int floorDiv(int t, int len, float invLen) {
+    int b = __float2int_rz(static_cast<float>(t) * invLen);
+    if (b * len > t) --b;
+    else if ((b + 1) * len <= t) ++b;
+    return b;
+}
+// Bin of position x in the region [lo, lo + len) with n bins (callers pass x inside the region):
+// floor((x - lo) * n / len).
+__device__ __forceinline__ int regionBin(int x, int lo, int len, int n, float invLen) {
+    return floorDiv((x - lo) * n, len, invLen);
+}
+// First position of bin b: lo + ceil(b * len / n) = lo + floor((b * len + n - 1) / n).
+__device__ __forceinline__ int regionBinStart(int b, int lo, int len, int n, float invN) {
+    return lo + floorDiv(b * len + n - 1, n, invN);
+}
+// 1 / (number of region positions in row bin qb): the pooled map holds means over a bin's queries.
+__device__ __forceinline__ float rowBinScale(int qb, int lenQ, int Pq, float invPq) {
+    const int n = floorDiv((qb + 1) * lenQ + Pq - 1, Pq, invPq) - floorDiv(qb * lenQ + Pq - 1, Pq, invPq);
+    return 1.f / static_cast<float>(max(n, 1));
+}
+
+// The pooled map's region and reciprocals, the same for every warp of the pass.
+struct StatsRegion {
+    bool pooling;
+    int lenQ, lenK;
+    float invLenQ, invLenK, invPq, invPk;
+    __device__ explicit StatsRegion(const SpanStatsParams& p)
+        : pooling(p.Pq > 0 && p.Pk > 0), lenQ(p.mapQ1 - p.mapQ0), lenK(p.mapK1 - p.mapK0),
+          invLenQ(1.f / static_cast<float>(p.mapQ1 - p.mapQ0)), invLenK(1.f / static_cast<float>(p.mapK1 - p.mapK0)),
+          invPq(p.Pq > 0 ? 1.f / static_cast<float>(p.Pq) : 0.f), invPk(p.Pk > 0 ? 1.f / static_cast<float>(p.Pk) : 0.f) {}
+    __device__ int keyBin(const SpanStatsParams& p, int j) const { return regionBin(j, p.mapK0, lenK, p.Pk, invLenK); }
+};
+
+// keyBin entry of key j in the tile starting at k0 (see the top).
+__device__ __forceinline__ int8_t keyBinOffset(const SpanStatsParams& p, const StatsRegion& reg, int j, int k0) {
+    const int jFirst = max(k0, p.mapK0);
+    return j >= p.mapK0 && j < p.mapK1 && j < p.T && jFirst < p.mapK1
+        ? static_cast<int8_t>(min(reg.keyBin(p, j) - reg.keyBin(p, jFirst), 127))
+        : int8_t{-1};
+}
+
+// Pooled cells of one warp tile on the tensor cores: C = P * K1, with K1 (keys x 16) the one-hot
+// key-bin matrix built from keyBin, so C[row][b] is the row's mass in key bin kbLo + b. P is split
+// into fp16 hi + lo parts (two MMAs) to keep ~fp32 accuracy. Then rows are summed per row bin
+// (shuffles over the 8 row groups of the warp) and each cell gets one atomic.
+template <int MT, int BC>
+__device__ __forceinline__ void pooledTile(float* pooledH, const float (&s)[MT][BC / 8][4], const int8_t* keyBin,
+                                           const int (&rowQb)[MT][2], int qbLo, int qbHi, int kbLo, int nkb, int Pk,
+                                           int lenQ, int Pq, float invPq, int lane) {
+    const int g = lane / 4, c = lane % 4;
+    float acc[MT][2][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nn = 0; nn < 2; ++nn) acc[mt][nn][0] = acc[mt][nn][1] = acc[mt][nn][2] = acc[mt][nn][3] = 0.f;
+    auto one = [](bool lo, bool hi) { return (lo ? 0x3C00u : 0u) | (hi ? 0x3C000000u : 0u); };  // fp16 1.0 pairs
+    auto split = [](float x, float y, uint32_t& hi, uint32_t& lo) {
+        __half2 h = __floats2half2_rn(x, y);
+        float2 hf = __half22float2(h);
+        __half2 l = __floats2half2_rn(x - hf.x, y - hf.y);
+        hi = *reinterpret_cast<uint32_t*>(&h);
+        lo = *reinterpret_cast<uint32_t*>(&l);
+    };
+#pragma unroll
+    for (int kk = 0; kk < BC / 16; ++kk) {
+        const int k = kk * 16 + 2 * c;
+        const int b00 = keyBin[k], b01 = keyBin[k + 1], b10 = keyBin[k + 8], b11 = keyBin[k + 9];
+        uint32_t bf[2][2];
+#pragma unroll
+        for (int nn = 0; nn < 2; ++nn) {
+            const int n = g + 8 * nn;
+            bf[nn][0] = one(b00 == n, b01 == n);
+            bf[nn][1] = one(b10 == n, b11 == n);
+        }
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+            uint32_t hi[4], lo[4];
+            split(s[mt][2 * kk][0], s[mt][2 * kk][1], hi[0], lo[0]);
+            split(s[mt][2 * kk][2], s[mt][2 * kk][3], hi[1], lo[1]);
+            split(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1], hi[2], lo[2]);
+            split(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3], hi[3], lo[3]);
+#pragma unroll
+            for (int nn = 0; nn < 2; ++nn) {
+                mma16816<__half>(acc[mt][nn], hi, bf[nn][0], bf[nn][1]);
+                mma16816<__half>(acc[mt][nn], lo, bf[nn][0], bf[nn][1]);
+            }
+        }
+    }
+    for (int qb = qbLo; qb <= qbHi; ++qb) {
+        const float scale = rowBinScale(qb, lenQ, Pq, invPq);
+        float v[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int r = 0; r < 2; ++r)
+                if (rowQb[mt][r] == qb)
+#pragma unroll
+                    for (int nn = 0; nn < 2; ++nn) {
+                        v[nn][0] += acc[mt][nn][2 * r];
+                        v[nn][1] += acc[mt][nn][2 * r + 1];
+                    }
+#pragma unroll
+        for (int nn = 0; nn < 2; ++nn)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                float x = v[nn][e];
+                x += __shfl_xor_sync(0xffffffffu, x, 4);
+                x += __shfl_xor_sync(0xffffffffu, x, 8);
+                x += __shfl_xor_sync(0xffffffffu, x, 16);
+                const int off = nn * 8 + 2 * c + e;
+                if (g == 0 && off < nkb && x != 0.f) atomicAdd(&pooledH[static_cast<int64_t>(qb) * Pk + kbLo + off], x * scale);
+            }
+    }
+}
+
+// One warp's statistics state over the pass: its rows' running sums and the warp's constants.
+template <int MT> struct StatsWarp {
+    int rowI[MT][2], rowFirst[MT][2], rowQb[MT][2];
+    float rowLse2[MT][2], rowEnt[MT][2], rowBeyond[MT][2];
+    float accDist, accSink;
+    int row0, rowLast, firstLo, firstHi, qbLo, qbHi, beyond;
+    bool fullRows, hasRows;
+
+    // Rows wRow0 .. wRow0 + MT*16 - 1 of head h (rows >= T are padding: they add nothing).
+    __device__ __forceinline__ void init(const SpanStatsParams& p, const StatsRegion& reg, int h, int wRow0, int lane) {
+        const int T_ = p.T, g = lane / 4;
+        row0 = wRow0;
+        rowLast = min(wRow0 + MT * 16, T_) - 1;
+        fullRows = wRow0 + MT * 16 <= T_;
+        firstLo = rowLast >= row0 ? static_cast<int>(p.mask.firstKey(row0)) : 0;
+        firstHi = rowLast >= row0 ? static_cast<int>(p.mask.firstKey(rowLast)) : 0;
+        // Pooled row bins of this warp's rows inside the map region (empty range: none).
+        const int mapLo = max(row0, p.mapQ0), mapHi = min(rowLast, p.mapQ1 - 1);
+        qbLo = reg.pooling && mapLo <= mapHi ? regionBin(mapLo, p.mapQ0, reg.lenQ, p.Pq, reg.invLenQ) : 0;
+        qbHi = reg.pooling && mapLo <= mapHi ? regionBin(mapHi, p.mapQ0, reg.lenQ, p.Pq, reg.invLenQ) : -1;
+        beyond = p.beyondSpan > 0 ? p.beyondSpan : 0x7fffffff;
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                const int i = wRow0 + mt * 16 + g + 8 * r;
+                rowI[mt][r] = i;
+                rowFirst[mt][r] = static_cast<int>(p.mask.firstKey(i));
+                rowLse2[mt][r] = i < T_ ? p.lse[static_cast<int64_t>(h) * T_ + i] * 1.4426950408889634f : 0.f;
+                rowQb[mt][r] = reg.pooling && i >= p.mapQ0 && i < p.mapQ1 ? regionBin(i, p.mapQ0, reg.lenQ, p.Pq, reg.invLenQ) : -1;
+                rowEnt[mt][r] = rowBeyond[mt][r] = 0.f;
+            }
+        accDist = accSink = 0.f;
+        // Does this warp own a query whose exact row is wanted?
+        hasRows = p.rowSlot != nullptr &&
+            __any_sync(0xffffffffu, wRow0 + lane < T_ && lane < MT * 16 && p.rowSlot[wRow0 + lane] >= 0);
+    }
+
+    // Do this warp's rows see any key of the BC-key tile at k0?
+    __device__ __forceinline__ bool live(int k0, int bc) const { return rowLast >= row0 && k0 <= rowLast && k0 + bc - 1 >= firstLo; }
+
+    // The tile's statistics; s (the raw scores) is overwritten with the probabilities.
+    template <int BC>
+    __device__ __forceinline__ void tile(const SpanStatsParams& p, const StatsRegion& reg, float (&s)[MT][BC / 8][4], int k0,
+                                         const int8_t* keyBin, float* sBins, int h, int lane) {
+        const int T_ = p.T, c = lane % 4;
+        const float sl2 = p.scale * 1.4426950408889634f;
+        const bool needMask = !(k0 + BC - 1 <= row0 && firstHi <= k0 && fullRows);
+        // p = 2^z with z = log2 p; p replaces s. j = k0 + 2c + offset, offset a compile-time constant.
+        float tileMass[MT][2], tileEnt[MT][2], tileOff[MT][2];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int r = 0; r < 2; ++r) tileMass[mt][r] = tileEnt[mt][r] = tileOff[mt][r] = 0.f;
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int nt = 0; nt < BC / 8; ++nt)
+#pragma unroll
+                for (int x = 0; x < 4; ++x) {
+                    const int r = x >> 1;
+                    const float z = fmaf(s[mt][nt][x], sl2, -rowLse2[mt][r]);
+                    float pv = fastExp2(z);
+                    if (needMask) {
+                        const int j = k0 + nt * 8 + 2 * c + (x & 1);
+                        if (j > rowI[mt][r] || j < rowFirst[mt][r] || rowI[mt][r] >= T_) pv = 0.f;
+                    }
+                    s[mt][nt][x] = pv;
+                    tileMass[mt][r] += pv;
+                    tileEnt[mt][r] = fmaf(pv, z, tileEnt[mt][r]);
+                    tileOff[mt][r] = fmaf(pv, static_cast<float>(nt * 8 + (x & 1)), tileOff[mt][r]);
+                }
+        float warpTileMass = 0.f;
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                const int i = rowI[mt][r];
+                rowEnt[mt][r] -= tileEnt[mt][r];
+                accDist += tileMass[mt][r] * static_cast<float>(i - k0 - 2 * c) - tileOff[mt][r];
+                warpTileMass += tileMass[mt][r];
+                // Beyond span: d >= beyond  <=>  j <= i - beyond.
+                const int cut = i - beyond;
+                if (cut >= k0 + BC - 1) {
+                    rowBeyond[mt][r] += tileMass[mt][r];
+                } else if (cut >= k0) {
+#pragma unroll
+                    for (int nt = 0; nt < BC / 8; ++nt)
+#pragma unroll
+                        for (int e = 0; e < 2; ++e)
+                            if (k0 + nt * 8 + 2 * c + e <= cut) rowBeyond[mt][r] += s[mt][nt][2 * r + e];
+                }
+            }
+        if (hasRows) {
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                for (int r = 0; r < 2; ++r) {
+                    const int i = rowI[mt][r];
+                    const int slot = i < T_ ? p.rowSlot[i] : -1;
+                    if (slot < 0) continue;
+                    float* dst = p.rows + (static_cast<int64_t>(slot) * p.H + h) * T_;
+#pragma unroll
+                    for (int nt = 0; nt < BC / 8; ++nt)
+#pragma unroll
+                        for (int e = 0; e < 2; ++e) {
+                            const int j = k0 + nt * 8 + 2 * c + e;
+                            if (j < T_) dst[j] = s[mt][nt][2 * r + e];
+                        }
+                }
+        }
+        if (k0 < p.sinkTokens) {
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < BC / 8; ++nt)
+#pragma unroll
+                    for (int x = 0; x < 4; ++x)
+                        if (k0 + nt * 8 + 2 * c + (x & 1) < p.sinkTokens) accSink += s[mt][nt][x];
+        }
+        // Distance bins over the warp's (uniform) range; far from the diagonal it is one bin,
+        // which takes the warp's whole tile mass.
+        const int kLastValid = min(k0 + BC, T_) - 1;
+        const int bLo = distBin(max(row0 - kLastValid, 0)), bHi = distBin(rowLast - k0);
+        float warpMassSum = -1.f;  // the warp's tile mass, once reduced
+        if (bLo == bHi) {
+            warpMassSum = warpSum(warpTileMass);
+            if (lane == 0 && warpMassSum != 0.f) atomicAdd(&sBins[bLo], warpMassSum);
+        } else {
+            for (int bin = bLo; bin <= bHi; ++bin) {
+                const int lo = bin == 0 ? 0 : 1 << (bin - 1), hi = bin == 0 ? 1 : 1 << bin;
+                // Keys some row of the warp sees at a distance in [lo, hi): (row0 - hi, rowLast - lo].
+                const int jLo = row0 - hi + 1 - k0, jHi = rowLast - lo - k0;
+                float part = 0.f;
+#pragma unroll
+                for (int nt = 0; nt < BC / 8; ++nt) {
+                    if (nt * 8 + 7 < jLo || nt * 8 > jHi) continue;  // uniform over the warp
+#pragma unroll
+                    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                        for (int x = 0; x < 4; ++x) {
+                            const int d = rowI[mt][x >> 1] - (k0 + nt * 8 + 2 * c + (x & 1));
+                            if (d >= lo && d < hi) part += s[mt][nt][x];
+                        }
+                }
+                part = warpSum(part);
+                if (lane == 0 && part != 0.f) atomicAdd(&sBins[bin], part);
+            }
+        }
+        // Pooled map: the cells of this warp's rows x the tile's keys inside the region.
+        const int kMapLo = max(k0, p.mapK0), kMapHi = min(kLastValid, p.mapK1 - 1);
+        if (qbLo > qbHi || kMapLo > kMapHi) return;
+        const int kbLo = reg.keyBin(p, kMapLo), kbHi = reg.keyBin(p, kMapHi);
+        float* pooledH = p.pooled + static_cast<int64_t>(h) * p.Pq * p.Pk;
+        const bool oneRowBin = qbLo == qbHi && row0 >= p.mapQ0 && rowLast < p.mapQ1 && fullRows;
+        if (oneRowBin && kbLo == kbHi && kMapLo == k0 && kMapHi == k0 + BC - 1) {
+            // One cell takes the warp's whole tile.
+            if (warpMassSum < 0.f) warpMassSum = warpSum(warpTileMass);
+            if (lane == 0 && warpMassSum != 0.f)
+                atomicAdd(&pooledH[static_cast<int64_t>(qbLo) * p.Pk + kbLo], warpMassSum * rowBinScale(qbLo, reg.lenQ, p.Pq, reg.invPq));
+            return;
+        }
+        // Is every 8-key group inside one key bin (or outside the region)? keyBin is the same for
+        // every lane, so the answer is too.
+        bool groupsAligned = oneRowBin;
+        if (groupsAligned) {
+            bool ok = true;
+            if (lane < BC / 8) ok = keyBin[lane * 8] == keyBin[lane * 8 + 7];
+            groupsAligned = __all_sync(0xffffffffu, ok);
+        }
+        if (groupsAligned) {
+            // Per-group sums walked in key order; a cell is flushed when the key bin changes.
+            const float scale = rowBinScale(qbLo, reg.lenQ, p.Pq, reg.invPq);
+            float run = 0.f;
+            int cur = keyBin[0];
+            auto flush = [&]() {
+                const float x = warpSum(run);
+                if (lane == 0 && cur >= 0 && x != 0.f) atomicAdd(&pooledH[static_cast<int64_t>(qbLo) * p.Pk + kbLo + cur], x * scale);
+            };
+#pragma unroll
+            for (int nt = 0; nt < BC / 8; ++nt) {
+                const int kb = keyBin[nt * 8];
+                if (kb != cur) {
+                    flush();
+                    run = 0.f;
+                    cur = kb;
+                }
+#pragma unroll
+                for (int mt = 0; mt < MT; ++mt) run += (s[mt][nt][0] + s[mt][nt][1]) + (s[mt][nt][2] + s[mt][nt][3]);
+            }
+            flush();
+        } else if (kbHi - kbLo < 16) {
+            pooledTile<MT, BC>(pooledH, s, keyBin, rowQb, qbLo, qbHi, kbLo, kbHi - kbLo + 1, p.Pk, reg.lenQ, p.Pq, reg.invPq, lane);
+        } else if ((qbHi - qbLo + 1) * (kbHi - kbLo + 1) <= kStatsMaxWarpCells) {
+            for (int qb = qbLo; qb <= qbHi; ++qb)
+                for (int kb = kbLo; kb <= kbHi; ++kb) {
+                    const int jLo = max(regionBinStart(kb, p.mapK0, reg.lenK, p.Pk, reg.invPk), kMapLo);
+                    const int jHi = min(regionBinStart(kb + 1, p.mapK0, reg.lenK, p.Pk, reg.invPk), kMapHi + 1);
+                    float part = 0.f;
+#pragma unroll
+                    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                        for (int nt = 0; nt < BC / 8; ++nt)
+#pragma unroll
+                            for (int x = 0; x < 4; ++x) {
+                                const int j = k0 + nt * 8 + 2 * c + (x & 1);
+                                if (rowQb[mt][x >> 1] == qb && j >= jLo && j < jHi) part += s[mt][nt][x];
+                            }
+                    part = warpSum(part);
+                    if (lane == 0 && part != 0.f)
+                        atomicAdd(&pooledH[static_cast<int64_t>(qb) * p.Pk + kb], part * rowBinScale(qb, reg.lenQ, p.Pq, reg.invPq));
+                }
+        } else {
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < BC / 8; ++nt)
+#pragma unroll
+                    for (int x = 0; x < 4; ++x) {
+                        const int j = k0 + nt * 8 + 2 * c + (x & 1);
+                        const float pv = s[mt][nt][x];
+                        const int qb = rowQb[mt][x >> 1];
+                        if (pv != 0.f && qb >= 0 && j >= kMapLo && j <= kMapHi)
+                            atomicAdd(&pooledH[static_cast<int64_t>(qb) * p.Pk + reg.keyBin(p, j)],
+                                      pv * rowBinScale(qb, reg.lenQ, p.Pq, reg.invPq));
+                    }
+        }
+    }
+
+    // Per-query sums (head means, one atomic per row) and this warp's per-head sums (entropy,
+    // distance, beyond span, sink), the same in every lane.
+    __device__ __forceinline__ void finish(const SpanStatsParams& p, int lane, float (&sums)[4]) const {
+        const int c = lane % 4;
+        float ent = 0.f, bey = 0.f;
+        const float invH = 1.f / static_cast<float>(p.H);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                const float e = quadSum(rowEnt[mt][r]) * 0.6931471805599453f;  // log2 -> nats
+                const float bq = quadSum(rowBeyond[mt][r]);
+                if (c == 0 && rowI[mt][r] < p.T) {
+                    atomicAdd(&p.entropyPerQuery[rowI[mt][r]], e * invH);
+                    if (p.beyondSpan > 0) atomicAdd(&p.beyondPerQuery[rowI[mt][r]], bq * invH);
+                    ent += e;
+                    bey += bq;
+                }
+            }
+        sums[0] = warpSum(ent);
+        sums[1] = warpSum(accDist);
+        sums[2] = warpSum(bey);
+        sums[3] = warpSum(accSink);
+    }
+};
+
+// The block's per-head totals: warp w's sums in sRed[x][w] (x = entropy, distance, beyond, sink),
+// distance bins in sBins; threads t = 0 .. kStatsDistanceBins-1 of the block (after a barrier).
+__device__ __forceinline__ void addBlockStats(const SpanStatsParams& p, const float (*sRed)[16], int nWarps, const float* sBins,
+                                              int h, int t) {
+    if (t < 4) {
+        double tot = 0;
+        for (int w = 0; w < nWarps; ++w) tot += sRed[t][w];
+        double* dst[4] = {p.entropy, p.distance, p.beyondMass, p.sinkMass};
+        if (t != 2 || p.beyondSpan > 0) atomicAdd(dst[t] + h, tot);
+    }
+    if (t < kStatsDistanceBins && sBins[t] != 0.f)
+        atomicAdd(&p.binMass[h * kStatsDistanceBins + t], static_cast<double>(sBins[t]));
+}
+
+}  // namespace spanscope::cuda
