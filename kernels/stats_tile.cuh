@@ -13,8 +13,8 @@
 // warp's rows x BC keys touch only a few bins. Far from the diagonal the warp's tile lies in one
 // distance bin: its whole mass goes there with one shuffle reduction. Near it, each bin sums only
 // the 8-key groups its distances can reach. Pooled cells, cheapest first: the whole tile in one cell;
-// rows in one row bin and every 8-key group inside one key bin (per-group sums, one reduction per
-// cell); up to 16 key bins by a tensor-core product of P with a one-hot key-bin matrix; a few cells
+// rows in one row bin and every 8-key group inside one key bin (per-group sums over the warp, one
+// atomic per cell); up to 16 key bins by a tensor-core product of P with a one-hot key-bin matrix; a few cells
 // one by one; else (bins narrower than a few keys: zoomed regions) one atomic per element.
 // The key bins of a tile come from the caller (keyBin[x] = bin of key k0 + x minus the bin of the
 // tile's first key in the region, -1 outside): keyBinOffset() computes one.
@@ -183,6 +183,36 @@ template <int MT> struct StatsWarp {
             __any_sync(0xffffffffu, wRow0 + lane < T_ && lane < MT * 16 && p.rowSlot[wRow0 + lane] >= 0);
     }
 
+    // s (scores) -> p = 2^z, z = s * sl2 - lse2 of the row; masked elements (MASK: keys outside the
+    // row's [first, i], rows >= T) get p = 0 and z = -1e30, so p*z = 0. Per row: sums of p, p*z and
+    // p*(j - k0 - 2c) (a compile-time offset).
+    template <int BC, bool MASK>
+    __device__ __forceinline__ void probabilities(float (&s)[MT][BC / 8][4], int k0, float sl2, int T_, int c, float (&mass)[MT][2],
+                                                  float (&ent)[MT][2], float (&off)[MT][2]) const {
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int r = 0; r < 2; ++r) mass[mt][r] = ent[mt][r] = off[mt][r] = 0.f;
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int nt = 0; nt < BC / 8; ++nt)
+#pragma unroll
+                for (int x = 0; x < 4; ++x) {
+                    const int r = x >> 1;
+                    float z = fmaf(s[mt][nt][x], sl2, -rowLse2[mt][r]);
+                    if constexpr (MASK) {
+                        const int j = k0 + nt * 8 + 2 * c + (x & 1);
+                        if (j > rowI[mt][r] || j < rowFirst[mt][r] || rowI[mt][r] >= T_) z = -1e30f;
+                    }
+                    const float pv = fastExp2(z);
+                    s[mt][nt][x] = pv;
+                    mass[mt][r] += pv;
+                    ent[mt][r] = fmaf(pv, z, ent[mt][r]);
+                    off[mt][r] = fmaf(pv, static_cast<float>(nt * 8 + (x & 1)), off[mt][r]);
+                }
+    }
+
     // Do this warp's rows see any key of the BC-key tile at k0?
     __device__ __forceinline__ bool live(int k0, int bc) const { return rowLast >= row0 && k0 <= rowLast && k0 + bc - 1 >= firstLo; }
 
@@ -193,51 +223,43 @@ template <int MT> struct StatsWarp {
         const int T_ = p.T, c = lane % 4;
         const float sl2 = p.scale * 1.4426950408889634f;
         const bool needMask = !(k0 + BC - 1 <= row0 && firstHi <= k0 && fullRows);
-        // p = 2^z with z = log2 p; p replaces s. j = k0 + 2c + offset, offset a compile-time constant.
+        // p = 2^z with z = log2 p replaces s; per row: tile mass, sum p*z, sum p*offset. Two copies of
+        // the loop: folded into one, the compiler predicates the mask and issues it on every tile.
         float tileMass[MT][2], tileEnt[MT][2], tileOff[MT][2];
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-            for (int r = 0; r < 2; ++r) tileMass[mt][r] = tileEnt[mt][r] = tileOff[mt][r] = 0.f;
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-            for (int nt = 0; nt < BC / 8; ++nt)
-#pragma unroll
-                for (int x = 0; x < 4; ++x) {
-                    const int r = x >> 1;
-                    const float z = fmaf(s[mt][nt][x], sl2, -rowLse2[mt][r]);
-                    float pv = fastExp2(z);
-                    if (needMask) {
-                        const int j = k0 + nt * 8 + 2 * c + (x & 1);
-                        if (j > rowI[mt][r] || j < rowFirst[mt][r] || rowI[mt][r] >= T_) pv = 0.f;
-                    }
-                    s[mt][nt][x] = pv;
-                    tileMass[mt][r] += pv;
-                    tileEnt[mt][r] = fmaf(pv, z, tileEnt[mt][r]);
-                    tileOff[mt][r] = fmaf(pv, static_cast<float>(nt * 8 + (x & 1)), tileOff[mt][r]);
-                }
+        if (needMask) probabilities<BC, true>(s, k0, sl2, T_, c, tileMass, tileEnt, tileOff);
+        else probabilities<BC, false>(s, k0, sl2, T_, c, tileMass, tileEnt, tileOff);
         float warpTileMass = 0.f;
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
-                const int i = rowI[mt][r];
                 rowEnt[mt][r] -= tileEnt[mt][r];
-                accDist += tileMass[mt][r] * static_cast<float>(i - k0 - 2 * c) - tileOff[mt][r];
+                accDist += tileMass[mt][r] * static_cast<float>(rowI[mt][r] - k0 - 2 * c) - tileOff[mt][r];
                 warpTileMass += tileMass[mt][r];
-                // Beyond span: d >= beyond  <=>  j <= i - beyond.
-                const int cut = i - beyond;
-                if (cut >= k0 + BC - 1) {
-                    rowBeyond[mt][r] += tileMass[mt][r];
-                } else if (cut >= k0) {
+            }
+        // Beyond span: d >= beyond  <=>  j <= i - beyond = cut. Decided for the warp's rows at once
+        // (a per-row test is predicated on every tile): all rows take the whole tile, or some cut
+        // falls inside it (per element), or none sees it.
+        if (row0 - beyond >= k0 + BC - 1) {
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                for (int r = 0; r < 2; ++r) rowBeyond[mt][r] += tileMass[mt][r];
+        } else if (rowLast - beyond >= k0) {
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                for (int r = 0; r < 2; ++r) {
+                    const int cut = rowI[mt][r] - beyond;
+                    float part = 0.f;
 #pragma unroll
                     for (int nt = 0; nt < BC / 8; ++nt)
 #pragma unroll
                         for (int e = 0; e < 2; ++e)
-                            if (k0 + nt * 8 + 2 * c + e <= cut) rowBeyond[mt][r] += s[mt][nt][2 * r + e];
+                            if (k0 + nt * 8 + 2 * c + e <= cut) part += s[mt][nt][2 * r + e];
+                    rowBeyond[mt][r] += part;
                 }
-            }
+        }
         if (hasRows) {
 #pragma unroll
             for (int mt = 0; mt < MT; ++mt)
@@ -316,26 +338,43 @@ template <int MT> struct StatsWarp {
             groupsAligned = __all_sync(0xffffffffu, ok);
         }
         if (groupsAligned) {
-            // Per-group sums walked in key order; a cell is flushed when the key bin changes.
-            const float scale = rowBinScale(qbLo, reg.lenQ, p.Pq, reg.invPq);
-            float run = 0.f;
-            int cur = keyBin[0];
-            auto flush = [&]() {
-                const float x = warpSum(run);
-                if (lane == 0 && cur >= 0 && x != 0.f) atomicAdd(&pooledH[static_cast<int64_t>(qbLo) * p.Pk + kbLo + cur], x * scale);
-            };
+            // Sums of the 8-key groups over the warp by a reduce-scatter (each step halves the
+            // values a lane keeps: afterwards lane l holds group l / (32 / NG)), then a segmented
+            // sum over the groups of each key bin (bins are contiguous runs of groups); the lane of
+            // a bin's first group adds the cell.
+            constexpr int NG = BC / 8, LPG = 32 / NG;  // groups, lanes per group
+            float v[NG];
 #pragma unroll
-            for (int nt = 0; nt < BC / 8; ++nt) {
-                const int kb = keyBin[nt * 8];
-                if (kb != cur) {
-                    flush();
-                    run = 0.f;
-                    cur = kb;
-                }
+            for (int nt = 0; nt < NG; ++nt) {
+                v[nt] = 0.f;
 #pragma unroll
-                for (int mt = 0; mt < MT; ++mt) run += (s[mt][nt][0] + s[mt][nt][1]) + (s[mt][nt][2] + s[mt][nt][3]);
+                for (int mt = 0; mt < MT; ++mt) v[nt] += (s[mt][nt][0] + s[mt][nt][1]) + (s[mt][nt][2] + s[mt][nt][3]);
             }
-            flush();
+            constexpr int kSteps = NG == 16 ? 4 : NG == 8 ? 3 : NG == 4 ? 2 : 1;  // log2(NG)
+            static_assert(NG == 1 << kSteps, "8-key groups per tile: a power of two up to 16");
+#pragma unroll
+            for (int step = 0; step < kSteps; ++step) {
+                const int half = NG >> (step + 1), o = 16 >> step;
+                const bool upper = (lane & o) != 0;
+#pragma unroll
+                for (int i = 0; i < half; ++i) {
+                    const float send = upper ? v[i] : v[i + half];
+                    v[i] = (upper ? v[i + half] : v[i]) + __shfl_xor_sync(0xffffffffu, send, o);
+                }
+            }
+            float x = v[0];
+#pragma unroll
+            for (int o = LPG / 2; o >= 1; o /= 2) x += __shfl_xor_sync(0xffffffffu, x, o);
+            const int nt = lane / LPG, kb = keyBin[nt * 8];
+#pragma unroll
+            for (int d = 1; d < NG; d *= 2) {
+                const float ox = __shfl_down_sync(0xffffffffu, x, d * LPG);
+                const int okb = __shfl_down_sync(0xffffffffu, kb, d * LPG);
+                if (nt + d < NG && okb == kb) x += ox;
+            }
+            const bool head = nt == 0 || keyBin[nt * 8 - 1] != kb;
+            if (lane % LPG == 0 && head && kb >= 0 && x != 0.f)
+                atomicAdd(&pooledH[static_cast<int64_t>(qbLo) * p.Pk + kbLo + kb], x * rowBinScale(qbLo, reg.lenQ, p.Pq, reg.invPq));
         } else if (kbHi - kbLo < 16) {
             pooledTile<MT, BC>(pooledH, s, keyBin, rowQb, qbLo, qbHi, kbLo, kbHi - kbLo + 1, p.Pk, reg.lenQ, p.Pq, reg.invPq, lane);
         } else if ((qbHi - qbLo + 1) * (kbHi - kbLo + 1) <= kStatsMaxWarpCells) {
