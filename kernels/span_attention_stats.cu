@@ -41,6 +41,7 @@ __global__ void __launch_bounds__(kThreads) span_attention_stats_kernel(const Sp
     __shared__ float sBins[kStatsDistanceBins];
     __shared__ float sRed[4][16];
     __shared__ int8_t sKeyBin[kBc];  // keyBinOffset of each key of the tile (stats_tile.cuh)
+    __shared__ float sLaneBins[kWarps][kStatsDistanceBins * 32];  // StatsWarp's per-lane distance bins
 
     const int T_ = p.T;
     const StatsRegion reg(p);
@@ -63,7 +64,7 @@ __global__ void __launch_bounds__(kThreads) span_attention_stats_kernel(const Sp
     cpAsyncCommit();
 
     StatsWarp<kMT> sw;
-    sw.init(p, reg, h, q0 + wRowLocal, lane);
+    sw.init(p, reg, h, q0 + wRowLocal, sLaneBins[warp], lane);
     uint32_t qf[QREGS ? kMT : 1][QREGS ? D / 16 : 1][4];
 
     for (int it = 0; it < nTiles; ++it) {
@@ -81,13 +82,13 @@ __global__ void __launch_bounds__(kThreads) span_attention_stats_kernel(const Sp
         if (sw.live(k0, kBc)) {
             float s[kMT][kBc / 8][4];
             warpScores<D, kBc, kMT, QREGS, T>(s, qf, sQ, sK + stage * kBc * D, wRowLocal, lane);
-            sw.template tile<kBc>(p, reg, s, k0, sKeyBin, sBins, h, lane);
+            sw.template tile<kBc>(p, reg, s, k0, sKeyBin, h, lane);
         }
         __syncthreads();
     }
 
     float sums[4];
-    sw.finish(p, lane, sums);
+    sw.finish(p, lane, sBins, sums);
     if (lane == 0)
         for (int x = 0; x < 4; ++x) sRed[x][warp] = sums[x];
     __syncthreads();

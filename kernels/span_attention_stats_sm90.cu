@@ -39,8 +39,10 @@ template <int D, int BC, int STAGES, int NCW> struct Sm90StatsConfig {
     static constexpr int kConsumerRegs = NCW == 2 ? 232 : 160;
     static_assert(128 * kProducerRegs + 128 * NCW * kConsumerRegs <= 65536, "register file");
     static constexpr size_t kTiles = static_cast<size_t>(kBr + STAGES * BC) * D * 2;
-    // + barriers (Q, full and empty per stage) + key bins per stage + alignment slack
-    static constexpr size_t kSmem = kTiles + (1 + 2 * STAGES) * 8 + STAGES * BC + 1024;
+    // + per-lane distance bins of each consumer warp + barriers (Q, full and empty per stage) + key
+    // bins per stage + alignment slack
+    static constexpr size_t kLaneBins = static_cast<size_t>(4 * NCW) * kStatsDistanceBins * 32 * 4;
+    static constexpr size_t kSmem = kTiles + kLaneBins + (1 + 2 * STAGES) * 8 + STAGES * BC + 1024;
 };
 
 template <int D, int BC, int STAGES, int NCW, typename T>
@@ -53,7 +55,8 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_stats_ws_ke
     unsigned char* base = smemRaw + ((1024 - (smemAddr(smemRaw) & 1023)) & 1023);
     T* sQ = reinterpret_cast<T*>(base);  // (BR, D)
     T* sK = sQ + BR * D;                 // STAGES x (BC, D)
-    uint64_t* fullQ = reinterpret_cast<uint64_t*>(base + Cfg::kTiles);
+    float* sLaneBins = reinterpret_cast<float*>(base + Cfg::kTiles);  // (4 NCW) x kStatsDistanceBins x 32
+    uint64_t* fullQ = reinterpret_cast<uint64_t*>(base + Cfg::kTiles + Cfg::kLaneBins);
     uint64_t* fullK = fullQ + 1;
     uint64_t* emptyK = fullK + STAGES;
     int8_t* sKeyBin = reinterpret_cast<int8_t*>(emptyK + STAGES);  // STAGES x BC: keyBinOffset per key
@@ -112,7 +115,7 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_stats_ws_ke
     const int gRowLast = min(gRow0 + 64, T_) - 1;
     const int gFirstLo = gRowLast >= gRow0 ? static_cast<int>(p.mask.firstKey(gRow0)) : 0;
     StatsWarp<1> sw;
-    sw.init(p, reg, h, gRow0 + 16 * warp, lane);
+    sw.init(p, reg, h, gRow0 + 16 * warp, sLaneBins + (4 * wg + warp) * kStatsDistanceBins * 32, lane);
     const T* sQw = sQ + 64 * wg * 64;
 
     mbarWait(fullQ, 0);
@@ -131,14 +134,14 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_stats_ws_ke
             wgmmaCommit();
             wgmmaWait<0>();
             fenceAccumulators(s[0]);
-            if (sw.live(k0, BC)) sw.template tile<BC>(p, reg, s, k0, sKeyBin + stage * BC, sBins, h, lane);
+            if (sw.live(k0, BC)) sw.template tile<BC>(p, reg, s, k0, sKeyBin + stage * BC, h, lane);
         }
         __syncwarp();  // the warp's reads of the stage's key bins are done
         if (lane == 0) mbarArrive(emptyK + stage);
     }
 
     float sums[4];
-    sw.finish(p, lane, sums);
+    sw.finish(p, lane, sBins, sums);
     if (lane == 0)
         for (int x = 0; x < 4; ++x) sRed[x][4 * wg + warp] = sums[x];
     namedBarrierSync(1, 128 * NCW);

@@ -7,12 +7,14 @@
 // Per tile, with the stored row log-sum-exp instead of a running maximum (every sum is final):
 // p = 2^(s * scale * log2 e - lse * log2 e). Per element only what cannot be done per row: the row's
 // tile mass, sum p*z (entropy) and sum p*offset (distance: sum p*(i - j) = i*mass - sum p*j).
-// Per-row sums stay in registers until finish(); per-head sums are added to the block's shared
-// sBins (distance bins) and returned by finish() for the block reduction.
+// Per-row sums stay in registers until finish(); distance bins are per-lane sums in the warp's own
+// shared memory until finish(), which adds them to the block's sBins and returns the other
+// per-head sums for the block reduction.
 // Distance bins and the pooled map need a bin index per element; both bin maps are monotone, so a
 // warp's rows x BC keys touch only a few bins. Far from the diagonal the warp's tile lies in one
-// distance bin: its whole mass goes there with one shuffle reduction. Near it, each bin sums only
-// the 8-key groups its distances can reach. Pooled cells, cheapest first: the whole tile in one cell;
+// distance bin: its whole mass goes there. Near it, bins are differences of tail masses (mass at
+// distance >= 2^k), each from prefix sums over whole 8-key groups plus the few groups a row's cut
+// falls in. Pooled cells, cheapest first: the whole tile in one cell;
 // rows in one row bin and every 8-key group inside one key bin (per-group sums over the warp, one
 // atomic per cell); up to 16 key bins by a tensor-core product of P with a one-hot key-bin matrix; a few cells
 // one by one; else (bins narrower than a few keys: zoomed regions) one atomic per element.
@@ -152,10 +154,22 @@ template <int MT> struct StatsWarp {
     float accDist, accSink;
     int row0, rowLast, firstLo, firstHi, qbLo, qbHi, beyond;
     bool fullRows, hasRows;
+    // Distance-bin sums: this lane's partial sums in laneBins[bin * 32 + lane] (the warp's own
+    // kStatsDistanceBins x 32 floats of shared memory: no atomics, no reductions per tile), with the
+    // bin of the last one-bin tiles cached in registers (curBin, curAcc).
+    float* laneBins;
+    int curBin;
+    float curAcc;
 
-    // Rows wRow0 .. wRow0 + MT*16 - 1 of head h (rows >= T are padding: they add nothing).
-    __device__ __forceinline__ void init(const SpanStatsParams& p, const StatsRegion& reg, int h, int wRow0, int lane) {
+    // Rows wRow0 .. wRow0 + MT*16 - 1 of head h (rows >= T are padding: they add nothing); binSlots:
+    // the warp's kStatsDistanceBins * 32 floats of shared memory.
+    __device__ __forceinline__ void init(const SpanStatsParams& p, const StatsRegion& reg, int h, int wRow0, float* binSlots, int lane) {
         const int T_ = p.T, g = lane / 4;
+        laneBins = binSlots;
+#pragma unroll
+        for (int b = 0; b < kStatsDistanceBins; ++b) laneBins[b * 32 + lane] = 0.f;
+        curBin = -1;
+        curAcc = 0.f;
         row0 = wRow0;
         rowLast = min(wRow0 + MT * 16, T_) - 1;
         fullRows = wRow0 + MT * 16 <= T_;
@@ -213,13 +227,88 @@ template <int MT> struct StatsWarp {
                 }
     }
 
+    __device__ __forceinline__ void flushBin(int lane) {
+        if (curBin >= 0) laneBins[curBin * 32 + lane] += curAcc;
+        curAcc = 0.f;
+    }
+
+    // This lane's mass in the groups from N on whose keys lie at or below the row's cut cr (keys
+    // relative to k0 + 2c): groups before N are below for every row (their mass is pre[N]); the
+    // cut of every row falls before group N + 2*MT + 1 (the warp's MT*16 rows span 2*MT + 1 groups).
+    template <int N, int NG>
+    __device__ __forceinline__ float tailFrom(const float (&s)[MT][NG][4], const float (&pre)[NG + 1], const int (&cr)[MT][2]) const {
+        float t = pre[N];
+#pragma unroll
+        for (int q = 0; q < 2 * MT + 1; ++q) {
+            const int nt = N + q;
+            if (nt < NG) {
+#pragma unroll
+                for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                    for (int x = 0; x < 4; ++x)
+                        if (nt * 8 + (x & 1) <= cr[mt][x >> 1]) t += s[mt][nt < NG ? nt : 0][x];
+            }
+        }
+        return t;
+    }
+
+    // A tile whose distances span bins bLo < bHi. With tail(B) = mass at distance >= B, i.e. keys
+    // j <= i - B: bin b (distances [lo(b), lo(b+1)), lo(0) = 0, lo(b) = 2^(b-1)) has
+    // tail(lo(b)) - tail(lo(b+1)), tail(lo(bLo)) being the whole tile. Each tail is this lane's
+    // prefix over the groups below every row's cut plus the few groups a cut falls in, reached by
+    // a jump on the (warp-uniform) number of whole groups: written as one loop, the compiler
+    // predicates the per-element tests of every group instead.
+    template <int BC>
+    __device__ __forceinline__ void multiBinTile(const float (&s)[MT][BC / 8][4], int k0, int bLo, int bHi, float total, int lane) {
+        constexpr int NG = BC / 8;
+        static_assert(NG <= 16, "tiles of at most 128 keys");
+        const int c = lane % 4;
+        float pre[NG + 1];
+        pre[0] = 0.f;
+#pragma unroll
+        for (int nt = 0; nt < NG; ++nt) {
+            float g = 0.f;
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) g += (s[mt][nt][0] + s[mt][nt][1]) + (s[mt][nt][2] + s[mt][nt][3]);
+            pre[nt + 1] = pre[nt] + g;
+        }
+        float prevTail = total;
+        for (int b = bLo + 1; b <= bHi; ++b) {
+            const int B = 1 << (b - 1);
+            int cr[MT][2];
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                for (int r = 0; r < 2; ++r) cr[mt][r] = rowI[mt][r] - B - k0 - 2 * c;
+            const int cLo = row0 - B - k0;  // the lowest cut of the warp's rows (relative to k0)
+            const int nFull = cLo + 1 <= 0 ? 0 : min((cLo + 1) / 8, NG);
+            float tail = 0.f;
+            switch (nFull) {
+#define SPANSCOPE_TAIL_CASE(N) \
+    case N:                    \
+        if constexpr (N <= NG) tail = tailFrom<(N <= NG ? N : 0), NG>(s, pre, cr); \
+        break;
+                SPANSCOPE_TAIL_CASE(0) SPANSCOPE_TAIL_CASE(1) SPANSCOPE_TAIL_CASE(2) SPANSCOPE_TAIL_CASE(3)
+                SPANSCOPE_TAIL_CASE(4) SPANSCOPE_TAIL_CASE(5) SPANSCOPE_TAIL_CASE(6) SPANSCOPE_TAIL_CASE(7)
+                SPANSCOPE_TAIL_CASE(8) SPANSCOPE_TAIL_CASE(9) SPANSCOPE_TAIL_CASE(10) SPANSCOPE_TAIL_CASE(11)
+                SPANSCOPE_TAIL_CASE(12) SPANSCOPE_TAIL_CASE(13) SPANSCOPE_TAIL_CASE(14) SPANSCOPE_TAIL_CASE(15)
+                SPANSCOPE_TAIL_CASE(16)
+#undef SPANSCOPE_TAIL_CASE
+            default: break;
+            }
+            laneBins[(b - 1) * 32 + lane] += prevTail - tail;
+            prevTail = tail;
+        }
+        laneBins[bHi * 32 + lane] += prevTail;
+    }
+
     // Do this warp's rows see any key of the BC-key tile at k0?
     __device__ __forceinline__ bool live(int k0, int bc) const { return rowLast >= row0 && k0 <= rowLast && k0 + bc - 1 >= firstLo; }
 
     // The tile's statistics; s (the raw scores) is overwritten with the probabilities.
     template <int BC>
     __device__ __forceinline__ void tile(const SpanStatsParams& p, const StatsRegion& reg, float (&s)[MT][BC / 8][4], int k0,
-                                         const int8_t* keyBin, float* sBins, int h, int lane) {
+                                         const int8_t* keyBin, int h, int lane) {
         const int T_ = p.T, c = lane % 4;
         const float sl2 = p.scale * 1.4426950408889634f;
         const bool needMask = !(k0 + BC - 1 <= row0 && firstHi <= k0 && fullRows);
@@ -287,34 +376,18 @@ template <int MT> struct StatsWarp {
                     for (int x = 0; x < 4; ++x)
                         if (k0 + nt * 8 + 2 * c + (x & 1) < p.sinkTokens) accSink += s[mt][nt][x];
         }
-        // Distance bins over the warp's (uniform) range; far from the diagonal it is one bin,
-        // which takes the warp's whole tile mass.
+        // Distance bins over the warp's (uniform) range: far from the diagonal one bin takes the
+        // tile's mass (cached until the bin changes); otherwise bins from tail masses.
         const int kLastValid = min(k0 + BC, T_) - 1;
         const int bLo = distBin(max(row0 - kLastValid, 0)), bHi = distBin(rowLast - k0);
-        float warpMassSum = -1.f;  // the warp's tile mass, once reduced
         if (bLo == bHi) {
-            warpMassSum = warpSum(warpTileMass);
-            if (lane == 0 && warpMassSum != 0.f) atomicAdd(&sBins[bLo], warpMassSum);
-        } else {
-            for (int bin = bLo; bin <= bHi; ++bin) {
-                const int lo = bin == 0 ? 0 : 1 << (bin - 1), hi = bin == 0 ? 1 : 1 << bin;
-                // Keys some row of the warp sees at a distance in [lo, hi): (row0 - hi, rowLast - lo].
-                const int jLo = row0 - hi + 1 - k0, jHi = rowLast - lo - k0;
-                float part = 0.f;
-#pragma unroll
-                for (int nt = 0; nt < BC / 8; ++nt) {
-                    if (nt * 8 + 7 < jLo || nt * 8 > jHi) continue;  // uniform over the warp
-#pragma unroll
-                    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-                        for (int x = 0; x < 4; ++x) {
-                            const int d = rowI[mt][x >> 1] - (k0 + nt * 8 + 2 * c + (x & 1));
-                            if (d >= lo && d < hi) part += s[mt][nt][x];
-                        }
-                }
-                part = warpSum(part);
-                if (lane == 0 && part != 0.f) atomicAdd(&sBins[bin], part);
+            if (bLo != curBin) {
+                flushBin(lane);
+                curBin = bLo;
             }
+            curAcc += warpTileMass;
+        } else {
+            multiBinTile<BC>(s, k0, bLo, bHi, warpTileMass, lane);
         }
         // Pooled map: the cells of this warp's rows x the tile's keys inside the region.
         const int kMapLo = max(k0, p.mapK0), kMapHi = min(kLastValid, p.mapK1 - 1);
@@ -324,7 +397,7 @@ template <int MT> struct StatsWarp {
         const bool oneRowBin = qbLo == qbHi && row0 >= p.mapQ0 && rowLast < p.mapQ1 && fullRows;
         if (oneRowBin && kbLo == kbHi && kMapLo == k0 && kMapHi == k0 + BC - 1) {
             // One cell takes the warp's whole tile.
-            if (warpMassSum < 0.f) warpMassSum = warpSum(warpTileMass);
+            const float warpMassSum = warpSum(warpTileMass);
             if (lane == 0 && warpMassSum != 0.f)
                 atomicAdd(&pooledH[static_cast<int64_t>(qbLo) * p.Pk + kbLo], warpMassSum * rowBinScale(qbLo, reg.lenQ, p.Pq, reg.invPq));
             return;
@@ -413,10 +486,17 @@ template <int MT> struct StatsWarp {
         }
     }
 
-    // Per-query sums (head means, one atomic per row) and this warp's per-head sums (entropy,
-    // distance, beyond span, sink), the same in every lane.
-    __device__ __forceinline__ void finish(const SpanStatsParams& p, int lane, float (&sums)[4]) const {
+    // Per-query sums (head means, one atomic per row), the warp's distance bins added to the
+    // block's sBins, and this warp's per-head sums (entropy, distance, beyond span, sink), the same
+    // in every lane.
+    __device__ __forceinline__ void finish(const SpanStatsParams& p, int lane, float* sBins, float (&sums)[4]) {
         const int c = lane % 4;
+        flushBin(lane);
+        __syncwarp();
+        for (int b = 0; b < kStatsDistanceBins; ++b) {
+            const float x = warpSum(laneBins[b * 32 + lane]);
+            if (lane == 0 && x != 0.f) atomicAdd(&sBins[b], x);
+        }
         float ent = 0.f, bey = 0.f;
         const float invH = 1.f / static_cast<float>(p.H);
 #pragma unroll
