@@ -36,7 +36,7 @@ template <int D, int BC, int STAGES, int NCW> struct Sm90StatsConfig {
     static constexpr int kBr = 64 * NCW;
     static constexpr int kThreads = 128 * (NCW + 1);
     static constexpr int kProducerRegs = NCW == 2 ? 40 : 24;
-    static constexpr int kConsumerRegs = NCW == 2 ? 232 : 160;
+    static constexpr int kConsumerRegs = NCW == 2 ? 232 : NCW == 3 ? 160 : 120;
     static_assert(128 * kProducerRegs + 128 * NCW * kConsumerRegs <= 65536, "register file");
     static constexpr size_t kTiles = static_cast<size_t>(kBr + STAGES * BC) * D * 2;
     // + per-lane distance bins of each consumer warp + barriers (Q, full and empty per stage) + key
@@ -45,7 +45,7 @@ template <int D, int BC, int STAGES, int NCW> struct Sm90StatsConfig {
     static constexpr size_t kSmem = kTiles + kLaneBins + (1 + 2 * STAGES) * 8 + STAGES * BC + 1024;
 };
 
-template <int D, int BC, int STAGES, int NCW, typename T>
+template <int D, int BC, int STAGES, int NCW, int EMU, typename T>
 __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_stats_ws_kernel(const __grid_constant__ Sm90StatsArgs a) {
 #if defined(SPANSCOPE_WGMMA_DEVICE)
     using Cfg = Sm90StatsConfig<D, BC, STAGES, NCW>;
@@ -134,7 +134,7 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_stats_ws_ke
             wgmmaCommit();
             wgmmaWait<0>();
             fenceAccumulators(s[0]);
-            if (sw.live(k0, BC)) sw.template tile<BC>(p, reg, s, k0, sKeyBin + stage * BC, h, lane);
+            if (sw.live(k0, BC)) sw.template tile<BC, EMU>(p, reg, s, k0, sKeyBin + stage * BC, h, lane);
         }
         __syncwarp();  // the warp's reads of the stage's key bins are done
         if (lane == 0) mbarArrive(emptyK + stage);
@@ -151,7 +151,7 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_stats_ws_ke
 #endif
 }
 
-template <int D, int BC, int STAGES, int NCW, typename T>
+template <int D, int BC, int STAGES, int NCW, int EMU, typename T>
 bool launchSm90Stats(const SpanStatsParams& p, cudaStream_t stream) {
     using Cfg = Sm90StatsConfig<D, BC, STAGES, NCW>;
     static_assert(4 * NCW <= 16, "sRed holds 16 warps");
@@ -160,19 +160,20 @@ bool launchSm90Stats(const SpanStatsParams& p, cudaStream_t stream) {
     if (!encodeTmaMap4d(&args.q, p.q, p.qs, 1, p.H, p.T, p.D, p.elem, Cfg::kBr) ||
         !encodeTmaMap4d(&args.k, p.k, p.ks, 1, p.H, p.T, p.D, p.elem, BC))
         return false;
-    launchKernel(span_attention_stats_ws_kernel<D, BC, STAGES, NCW, T>, dim3((p.T + Cfg::kBr - 1) / Cfg::kBr, p.H),
+    launchKernel(span_attention_stats_ws_kernel<D, BC, STAGES, NCW, EMU, T>, dim3((p.T + Cfg::kBr - 1) / Cfg::kBr, p.H),
                  Cfg::kThreads, Cfg::kSmem, stream, args, "span attention stats (sm90, TMA)");
     return true;
 }
 
 template <int D, typename T> bool launchStatsVariant(const SpanStatsParams& p, int variant, cudaStream_t stream) {
-    // variant 0: the default; others for tuning (bench/tune_fwd.py --stats-variants).
-    // (three consumer warpgroups with 128-key tiles spill ~100 bytes: 160 registers each at most)
+    // variant 0: the default; others for tuning (bench/tune_fwd.py --stats-variants). <key tile,
+    // stages, consumer warpgroups, 8-key groups per tile whose exponentials skip the MUFU unit>
     switch (variant) {
-    case 1: return launchSm90Stats<D, 128, 3, 3, T>(p, stream);
-    case 2: return launchSm90Stats<D, 64, 4, 3, T>(p, stream);
-    case 3: return launchSm90Stats<D, 64, 4, 2, T>(p, stream);
-    default: return launchSm90Stats<D, 128, 3, 2, T>(p, stream);
+    case 1: return launchSm90Stats<D, 64, 4, 4, 0, T>(p, stream);
+    case 2: return launchSm90Stats<D, 128, 3, 3, 2, T>(p, stream);
+    case 3: return launchSm90Stats<D, 128, 3, 3, 4, T>(p, stream);
+    case 4: return launchSm90Stats<D, 64, 4, 3, 0, T>(p, stream);
+    default: return launchSm90Stats<D, 128, 3, 3, 0, T>(p, stream);
     }
 }
 

@@ -50,7 +50,43 @@ __device__ __forceinline__ int regionBinStart(int b, int lo, int len, int n, flo
 // 1 / (number of region positions in row bin qb): the pooled map holds means over a bin's queries.
 __device__ __forceinline__ float rowBinScale(int qb, int lenQ, int Pq, float invPq) {
     const int n = floorDiv((qb + 1) * lenQ + Pq - 1, Pq, invPq) - floorDiv(qb * lenQ + Pq - 1, Pq, invPq);
-    return 1.f / static_cast<float>(max(n, 1));
+    return __frcp_rn(static_cast<float>(max(n, 1)));
+}
+
+// Reduce-scatter over the warp: each lane enters with N = 2 * HALF partial values; every step
+// (lane bit O, then O/2, ...) keeps half of them, adding the partner lane's copy. Afterwards v[0]
+// of lane l is the sum over the 32 / N lanes of l's block of value l / (32 / N) (finish with xor
+// shuffles over the low lane bits for the warp's sum). A template, so every loop is unrolled and v
+// stays in registers.
+template <int HALF, int O, int N>
+__device__ __forceinline__ void reduceScatter(float (&v)[N], int lane) {
+    if constexpr (HALF >= 1) {
+        const bool upper = (lane & O) != 0;
+#pragma unroll
+        for (int i = 0; i < HALF; ++i) {
+            const float send = upper ? v[i] : v[i + HALF];
+            v[i] = (upper ? v[i + HALF] : v[i]) + __shfl_xor_sync(0xffffffffu, send, O);
+        }
+        reduceScatter<HALF / 2, O / 2, N>(v, lane);
+    }
+}
+
+// 2^x on the FMA and integer pipes instead of the MUFU unit (FlashAttention-4's way of relieving
+// the exponential unit), for the x <= 0 of the statistics: x = n + f, n = rint(x) (the 1.5 * 2^23
+// trick), f in [-1/2, 1/2]; 2^f by a degree-5 polynomial (coefficients fitted here for the relative
+// error: at most 2.2e-7 in fp32, about ex2.approx's 2^-22); n goes into the exponent. x is first
+// clamped at -127, so tiny results are denormal-sized garbage-free values instead of wrapped exponents.
+__device__ __forceinline__ float exp2Poly(float x) {
+    x = fmaxf(x, -127.f);
+    const float t = x + 12582912.f;
+    const float f = x - (t - 12582912.f);
+    float p = 0.001327647129073739f;
+    p = fmaf(p, f, 0.009675540961325169f);
+    p = fmaf(p, f, 0.05550713092088699f);
+    p = fmaf(p, f, 0.24022120237350464f);
+    p = fmaf(p, f, 0.6931469440460205f);
+    p = fmaf(p, f, 1.0000001192092896f);
+    return __int_as_float(__float_as_int(p) + (__float_as_int(t) << 23));
 }
 
 // The pooled map's region and reciprocals, the same for every warp of the pass.
@@ -200,7 +236,8 @@ template <int MT> struct StatsWarp {
     // s (scores) -> p = 2^z, z = s * sl2 - lse2 of the row; masked elements (MASK: keys outside the
     // row's [first, i], rows >= T) get p = 0 and z = -1e30, so p*z = 0. Per row: sums of p, p*z and
     // p*(j - k0 - 2c) (a compile-time offset).
-    template <int BC, bool MASK>
+    // EMU: the first EMU 8-key groups of an unmasked tile use exp2Poly (the rest the MUFU unit).
+    template <int BC, bool MASK, int EMU>
     __device__ __forceinline__ void probabilities(float (&s)[MT][BC / 8][4], int k0, float sl2, int T_, int c, float (&mass)[MT][2],
                                                   float (&ent)[MT][2], float (&off)[MT][2]) const {
 #pragma unroll
@@ -219,7 +256,7 @@ template <int MT> struct StatsWarp {
                         const int j = k0 + nt * 8 + 2 * c + (x & 1);
                         if (j > rowI[mt][r] || j < rowFirst[mt][r] || rowI[mt][r] >= T_) z = -1e30f;
                     }
-                    const float pv = fastExp2(z);
+                    const float pv = !MASK && nt < EMU ? exp2Poly(z) : fastExp2(z);
                     s[mt][nt][x] = pv;
                     mass[mt][r] += pv;
                     ent[mt][r] = fmaf(pv, z, ent[mt][r]);
@@ -306,7 +343,7 @@ template <int MT> struct StatsWarp {
     __device__ __forceinline__ bool live(int k0, int bc) const { return rowLast >= row0 && k0 <= rowLast && k0 + bc - 1 >= firstLo; }
 
     // The tile's statistics; s (the raw scores) is overwritten with the probabilities.
-    template <int BC>
+    template <int BC, int EMU = 0>
     __device__ __forceinline__ void tile(const SpanStatsParams& p, const StatsRegion& reg, float (&s)[MT][BC / 8][4], int k0,
                                          const int8_t* keyBin, int h, int lane) {
         const int T_ = p.T, c = lane % 4;
@@ -315,8 +352,8 @@ template <int MT> struct StatsWarp {
         // p = 2^z with z = log2 p replaces s; per row: tile mass, sum p*z, sum p*offset. Two copies of
         // the loop: folded into one, the compiler predicates the mask and issues it on every tile.
         float tileMass[MT][2], tileEnt[MT][2], tileOff[MT][2];
-        if (needMask) probabilities<BC, true>(s, k0, sl2, T_, c, tileMass, tileEnt, tileOff);
-        else probabilities<BC, false>(s, k0, sl2, T_, c, tileMass, tileEnt, tileOff);
+        if (needMask) probabilities<BC, true, 0>(s, k0, sl2, T_, c, tileMass, tileEnt, tileOff);
+        else probabilities<BC, false, EMU>(s, k0, sl2, T_, c, tileMass, tileEnt, tileOff);
         float warpTileMass = 0.f;
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
@@ -423,18 +460,7 @@ template <int MT> struct StatsWarp {
 #pragma unroll
                 for (int mt = 0; mt < MT; ++mt) v[nt] += (s[mt][nt][0] + s[mt][nt][1]) + (s[mt][nt][2] + s[mt][nt][3]);
             }
-            constexpr int kSteps = NG == 16 ? 4 : NG == 8 ? 3 : NG == 4 ? 2 : 1;  // log2(NG)
-            static_assert(NG == 1 << kSteps, "8-key groups per tile: a power of two up to 16");
-#pragma unroll
-            for (int step = 0; step < kSteps; ++step) {
-                const int half = NG >> (step + 1), o = 16 >> step;
-                const bool upper = (lane & o) != 0;
-#pragma unroll
-                for (int i = 0; i < half; ++i) {
-                    const float send = upper ? v[i] : v[i + half];
-                    v[i] = (upper ? v[i + half] : v[i]) + __shfl_xor_sync(0xffffffffu, send, o);
-                }
-            }
+            reduceScatter<NG / 2, 16>(v, lane);
             float x = v[0];
 #pragma unroll
             for (int o = LPG / 2; o >= 1; o /= 2) x += __shfl_xor_sync(0xffffffffu, x, o);
