@@ -35,9 +35,13 @@ struct Sm90StatsArgs {
 template <int D, int BC, int STAGES, int NCW> struct Sm90StatsConfig {
     static constexpr int kBr = 64 * NCW;
     static constexpr int kThreads = 128 * (NCW + 1);
+    // setmaxnreg moves registers between the warpgroups of the block: the total after it must not
+    // exceed what the launch gave the block (registers per thread at launch are a multiple of 8),
+    // or the consumers' increase waits forever.
+    static constexpr int kLaunchRegs = (65536 / kThreads) / 8 * 8;
     static constexpr int kProducerRegs = NCW == 2 ? 40 : 24;
-    static constexpr int kConsumerRegs = NCW == 2 ? 232 : NCW == 3 ? 160 : 120;
-    static_assert(128 * kProducerRegs + 128 * NCW * kConsumerRegs <= 65536, "register file");
+    static constexpr int kConsumerRegs = NCW == 2 ? 232 : NCW == 3 ? 160 : 112;
+    static_assert(128 * kProducerRegs + 128 * NCW * kConsumerRegs <= kLaunchRegs * kThreads, "register file");
     static constexpr size_t kTiles = static_cast<size_t>(kBr + STAGES * BC) * D * 2;
     // + per-lane distance bins of each consumer warp + barriers (Q, full and empty per stage) + key
     // bins per stage + alignment slack
