@@ -49,7 +49,7 @@ template <int D, int BC, int STAGES, int NCW> struct Sm90StatsConfig {
     static constexpr size_t kSmem = kTiles + kLaneBins + (1 + 2 * STAGES) * 8 + STAGES * BC + 1024;
 };
 
-template <int D, int BC, int STAGES, int NCW, int EMU, typename T>
+template <int D, int BC, int STAGES, int NCW, typename T>
 __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_stats_ws_kernel(const __grid_constant__ Sm90StatsArgs a) {
 #if defined(SPANSCOPE_WGMMA_DEVICE)
     using Cfg = Sm90StatsConfig<D, BC, STAGES, NCW>;
@@ -123,25 +123,42 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_stats_ws_ke
     const T* sQw = sQ + 64 * wg * 64;
 
     mbarWait(fullQ, 0);
-    for (int it = 0; it < nTiles; ++it) {
-        const int k0 = kBegin + it * BC;
+    auto issueS = [&](float (&s)[1][BC / 8][4], int it) {
         const int stage = it % STAGES;
         mbarWait(fullK + stage, (it / STAGES) & 1);
-        if (gRowLast >= gRow0 && k0 <= gRowLast && k0 + BC - 1 >= gFirstLo) {
-            const T* kt = sK + stage * BC * D;
-            float s[1][BC / 8][4];
-            wgmmaFence();
+        const T* kt = sK + stage * BC * D;
+        wgmmaFence();
 #pragma unroll
-            for (int kk = 0; kk < D / 16; ++kk)  // 64-column panel kk / 4, then 16 elements (32 bytes) per k16 step
-                wgmmaSS<BC, T>(s[0], sw128Desc(sQw + (kk / 4) * BR * 64 + (kk % 4) * 16, 0),
-                               sw128Desc(kt + (kk / 4) * BC * 64 + (kk % 4) * 16, 0), kk > 0);
-            wgmmaCommit();
+        for (int kk = 0; kk < D / 16; ++kk)  // 64-column panel kk / 4, then 16 elements (32 bytes) per k16 step
+            wgmmaSS<BC, T>(s[0], sw128Desc(sQw + (kk / 4) * BR * 64 + (kk % 4) * 16, 0),
+                           sw128Desc(kt + (kk / 4) * BC * 64 + (kk % 4) * 16, 0), kk > 0);
+        wgmmaCommit();
+    };
+    // The warp's statistics of tile it, then its release (after the warp's reads of the key bins).
+    auto finishTile = [&](float (&s)[1][BC / 8][4], int it) {
+        const int k0 = kBegin + it * BC, stage = it % STAGES;
+        if (sw.live(k0, BC)) sw.template tile<BC>(p, reg, s, k0, sKeyBin + stage * BC, h, lane);
+        __syncwarp();
+        if (lane == 0) mbarArrive(emptyK + stage);
+    };
+    auto skipTile = [&](int it) {
+        const int stage = it % STAGES;
+        mbarWait(fullK + stage, (it / STAGES) & 1);
+        if (lane == 0) mbarArrive(emptyK + stage);
+    };
+    // The warpgroup's tiles: [itFirst, itLast] (kBegin <= firstKey(gRow0) and gRow0 >= kBegin).
+    const int itFirst = gRowLast >= gRow0 ? (gFirstLo - kBegin) / BC : nTiles;
+    const int itLast = gRowLast >= gRow0 ? min(nTiles - 1, (gRowLast - kBegin) / BC) : -1;
+    for (int it = 0; it < nTiles; ++it) {
+        if (it >= itFirst && it <= itLast) {
+            float s[1][BC / 8][4];
+            issueS(s, it);
             wgmmaWait<0>();
             fenceAccumulators(s[0]);
-            if (sw.live(k0, BC)) sw.template tile<BC, EMU>(p, reg, s, k0, sKeyBin + stage * BC, h, lane);
+            finishTile(s, it);
+        } else {
+            skipTile(it);
         }
-        __syncwarp();  // the warp's reads of the stage's key bins are done
-        if (lane == 0) mbarArrive(emptyK + stage);
     }
 
     float sums[4];
@@ -155,7 +172,7 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_stats_ws_ke
 #endif
 }
 
-template <int D, int BC, int STAGES, int NCW, int EMU, typename T>
+template <int D, int BC, int STAGES, int NCW, typename T>
 bool launchSm90Stats(const SpanStatsParams& p, cudaStream_t stream) {
     using Cfg = Sm90StatsConfig<D, BC, STAGES, NCW>;
     static_assert(4 * NCW <= 16, "sRed holds 16 warps");
@@ -164,20 +181,24 @@ bool launchSm90Stats(const SpanStatsParams& p, cudaStream_t stream) {
     if (!encodeTmaMap4d(&args.q, p.q, p.qs, 1, p.H, p.T, p.D, p.elem, Cfg::kBr) ||
         !encodeTmaMap4d(&args.k, p.k, p.ks, 1, p.H, p.T, p.D, p.elem, BC))
         return false;
-    launchKernel(span_attention_stats_ws_kernel<D, BC, STAGES, NCW, EMU, T>, dim3((p.T + Cfg::kBr - 1) / Cfg::kBr, p.H),
+    launchKernel(span_attention_stats_ws_kernel<D, BC, STAGES, NCW, T>, dim3((p.T + Cfg::kBr - 1) / Cfg::kBr, p.H),
                  Cfg::kThreads, Cfg::kSmem, stream, args, "span attention stats (sm90, TMA)");
     return true;
 }
 
 template <int D, typename T> bool launchStatsVariant(const SpanStatsParams& p, int variant, cudaStream_t stream) {
-    // variant 0: the default; others for tuning (bench/tune_fwd.py --stats-variants). <key tile,
-    // stages, consumer warpgroups, 8-key groups per tile whose exponentials skip the MUFU unit>
+    // <key tile, stages, consumer warpgroups>. Variant 0 picks by mask, from the H100 runs of
+    // 2026-11-24 (bench/tune_fwd.py --stats-variants, N = 16k): 128-key tiles with three consumer
+    // warpgroups for full attention, 64-key tiles with four for window and block masks (their
+    // visits per row are short, so per-tile work and the diagonal weigh more). Also measured
+    // there and dropped: two consumer warpgroups, exponentials of part of each tile on the FMA
+    // pipe (FlashAttention-4's polynomial: slower here), and S of the next tile issued before this
+    // tile's statistics (ptxas then serialises every wgmma, C7514).
+    if (variant == 0) variant = p.mask.kind == MaskKind::Full ? 1 : 2;
     switch (variant) {
-    case 1: return launchSm90Stats<D, 64, 4, 4, 0, T>(p, stream);
-    case 2: return launchSm90Stats<D, 128, 3, 3, 2, T>(p, stream);
-    case 3: return launchSm90Stats<D, 128, 3, 3, 4, T>(p, stream);
-    case 4: return launchSm90Stats<D, 64, 4, 3, 0, T>(p, stream);
-    default: return launchSm90Stats<D, 128, 3, 3, 0, T>(p, stream);
+    case 2: return launchSm90Stats<D, 64, 4, 4, T>(p, stream);
+    case 3: return launchSm90Stats<D, 64, 4, 3, T>(p, stream);
+    default: return launchSm90Stats<D, 128, 3, 3, T>(p, stream);
     }
 }
 

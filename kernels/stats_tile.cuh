@@ -71,24 +71,6 @@ __device__ __forceinline__ void reduceScatter(float (&v)[N], int lane) {
     }
 }
 
-// 2^x on the FMA and integer pipes instead of the MUFU unit (FlashAttention-4's way of relieving
-// the exponential unit), for the x <= 0 of the statistics: x = n + f, n = rint(x) (the 1.5 * 2^23
-// trick), f in [-1/2, 1/2]; 2^f by a degree-5 polynomial (coefficients fitted here for the relative
-// error: at most 2.2e-7 in fp32, about ex2.approx's 2^-22); n goes into the exponent. x is first
-// clamped at -127, so tiny results are denormal-sized garbage-free values instead of wrapped exponents.
-__device__ __forceinline__ float exp2Poly(float x) {
-    x = fmaxf(x, -127.f);
-    const float t = x + 12582912.f;
-    const float f = x - (t - 12582912.f);
-    float p = 0.001327647129073739f;
-    p = fmaf(p, f, 0.009675540961325169f);
-    p = fmaf(p, f, 0.05550713092088699f);
-    p = fmaf(p, f, 0.24022120237350464f);
-    p = fmaf(p, f, 0.6931469440460205f);
-    p = fmaf(p, f, 1.0000001192092896f);
-    return __int_as_float(__float_as_int(p) + (__float_as_int(t) << 23));
-}
-
 // The pooled map's region and reciprocals, the same for every warp of the pass.
 struct StatsRegion {
     bool pooling;
@@ -189,6 +171,7 @@ template <int MT> struct StatsWarp {
     float rowLse2[MT][2], rowEnt[MT][2], rowBeyond[MT][2];
     float accDist, accSink;
     int row0, rowLast, firstLo, firstHi, qbLo, qbHi, beyond;
+    float scaleLo;  // rowBinScale of row bin qbLo
     bool fullRows, hasRows;
     // Distance-bin sums: this lane's partial sums in laneBins[bin * 32 + lane] (the warp's own
     // kStatsDistanceBins x 32 floats of shared memory: no atomics, no reductions per tile), with the
@@ -215,6 +198,7 @@ template <int MT> struct StatsWarp {
         const int mapLo = max(row0, p.mapQ0), mapHi = min(rowLast, p.mapQ1 - 1);
         qbLo = reg.pooling && mapLo <= mapHi ? regionBin(mapLo, p.mapQ0, reg.lenQ, p.Pq, reg.invLenQ) : 0;
         qbHi = reg.pooling && mapLo <= mapHi ? regionBin(mapHi, p.mapQ0, reg.lenQ, p.Pq, reg.invLenQ) : -1;
+        scaleLo = qbLo <= qbHi ? rowBinScale(qbLo, reg.lenQ, p.Pq, reg.invPq) : 0.f;
         beyond = p.beyondSpan > 0 ? p.beyondSpan : 0x7fffffff;
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
@@ -236,8 +220,7 @@ template <int MT> struct StatsWarp {
     // s (scores) -> p = 2^z, z = s * sl2 - lse2 of the row; masked elements (MASK: keys outside the
     // row's [first, i], rows >= T) get p = 0 and z = -1e30, so p*z = 0. Per row: sums of p, p*z and
     // p*(j - k0 - 2c) (a compile-time offset).
-    // EMU: the first EMU 8-key groups of an unmasked tile use exp2Poly (the rest the MUFU unit).
-    template <int BC, bool MASK, int EMU>
+    template <int BC, bool MASK>
     __device__ __forceinline__ void probabilities(float (&s)[MT][BC / 8][4], int k0, float sl2, int T_, int c, float (&mass)[MT][2],
                                                   float (&ent)[MT][2], float (&off)[MT][2]) const {
 #pragma unroll
@@ -256,7 +239,7 @@ template <int MT> struct StatsWarp {
                         const int j = k0 + nt * 8 + 2 * c + (x & 1);
                         if (j > rowI[mt][r] || j < rowFirst[mt][r] || rowI[mt][r] >= T_) z = -1e30f;
                     }
-                    const float pv = !MASK && nt < EMU ? exp2Poly(z) : fastExp2(z);
+                    const float pv = fastExp2(z);
                     s[mt][nt][x] = pv;
                     mass[mt][r] += pv;
                     ent[mt][r] = fmaf(pv, z, ent[mt][r]);
@@ -343,7 +326,7 @@ template <int MT> struct StatsWarp {
     __device__ __forceinline__ bool live(int k0, int bc) const { return rowLast >= row0 && k0 <= rowLast && k0 + bc - 1 >= firstLo; }
 
     // The tile's statistics; s (the raw scores) is overwritten with the probabilities.
-    template <int BC, int EMU = 0>
+    template <int BC>
     __device__ __forceinline__ void tile(const SpanStatsParams& p, const StatsRegion& reg, float (&s)[MT][BC / 8][4], int k0,
                                          const int8_t* keyBin, int h, int lane) {
         const int T_ = p.T, c = lane % 4;
@@ -352,8 +335,8 @@ template <int MT> struct StatsWarp {
         // p = 2^z with z = log2 p replaces s; per row: tile mass, sum p*z, sum p*offset. Two copies of
         // the loop: folded into one, the compiler predicates the mask and issues it on every tile.
         float tileMass[MT][2], tileEnt[MT][2], tileOff[MT][2];
-        if (needMask) probabilities<BC, true, 0>(s, k0, sl2, T_, c, tileMass, tileEnt, tileOff);
-        else probabilities<BC, false, EMU>(s, k0, sl2, T_, c, tileMass, tileEnt, tileOff);
+        if (needMask) probabilities<BC, true>(s, k0, sl2, T_, c, tileMass, tileEnt, tileOff);
+        else probabilities<BC, false>(s, k0, sl2, T_, c, tileMass, tileEnt, tileOff);
         float warpTileMass = 0.f;
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
@@ -436,7 +419,7 @@ template <int MT> struct StatsWarp {
             // One cell takes the warp's whole tile.
             const float warpMassSum = warpSum(warpTileMass);
             if (lane == 0 && warpMassSum != 0.f)
-                atomicAdd(&pooledH[static_cast<int64_t>(qbLo) * p.Pk + kbLo], warpMassSum * rowBinScale(qbLo, reg.lenQ, p.Pq, reg.invPq));
+                atomicAdd(&pooledH[static_cast<int64_t>(qbLo) * p.Pk + kbLo], warpMassSum * scaleLo);
             return;
         }
         // Is every 8-key group inside one key bin (or outside the region)? keyBin is the same for
@@ -473,7 +456,7 @@ template <int MT> struct StatsWarp {
             }
             const bool head = nt == 0 || keyBin[nt * 8 - 1] != kb;
             if (lane % LPG == 0 && head && kb >= 0 && x != 0.f)
-                atomicAdd(&pooledH[static_cast<int64_t>(qbLo) * p.Pk + kbLo + kb], x * rowBinScale(qbLo, reg.lenQ, p.Pq, reg.invPq));
+                atomicAdd(&pooledH[static_cast<int64_t>(qbLo) * p.Pk + kbLo + kb], x * scaleLo);
         } else if (kbHi - kbLo < 16) {
             pooledTile<MT, BC>(pooledH, s, keyBin, rowQb, qbLo, qbHi, kbLo, kbHi - kbLo + 1, p.Pk, reg.lenQ, p.Pq, reg.invPq, lane);
         } else if ((qbHi - qbLo + 1) * (kbHi - kbLo + 1) <= kStatsMaxWarpCells) {
