@@ -51,6 +51,7 @@ std::vector<StatsCase> statsCases() {
         cases.push_back({2, 2000, 64, m, 8, true});
         cases.push_back({2, 2048, 128, m, 128});        // 16 x 16 cells: whole 8-key groups per key bin
         cases.push_back({2, 2048, 64, m, 64, false, true});
+        cases.push_back({2, 2048, 64, m, 32});          // 64-key bins: two cells per 128-key tile
     }
     return cases;
 }
