@@ -14,9 +14,9 @@
 // warp's rows x BC keys touch only a few bins. Far from the diagonal the warp's tile lies in one
 // distance bin: its whole mass goes there. Near it, bins are differences of tail masses (mass at
 // distance >= 2^k), each from prefix sums over whole 8-key groups plus the few groups a row's cut
-// falls in. Pooled cells, cheapest first: the whole tile in one cell; two cells split at an 8-key
-// group edge; rows in one row bin and every 8-key group inside one key bin (per-group sums over the
-// warp, one atomic per cell); up to 16 key bins by a tensor-core product of P with a one-hot key-bin matrix; a few cells
+// falls in. Pooled cells, cheapest first: the whole tile in one cell;
+// rows in one row bin and every 8-key group inside one key bin (per-group sums over the warp, one
+// atomic per cell); up to 16 key bins by a tensor-core product of P with a one-hot key-bin matrix; a few cells
 // one by one; else (bins narrower than a few keys: zoomed regions) one atomic per element.
 // The key bins of a tile come from the caller (keyBin[x] = bin of key k0 + x minus the bin of the
 // tile's first key in the region, -1 outside): keyBinOffset() computes one.
@@ -252,17 +252,6 @@ template <int MT> struct StatsWarp {
         curAcc = 0.f;
     }
 
-    // This lane's mass in the first N 8-key groups of the tile.
-    template <int N, int NG>
-    __device__ __forceinline__ float groupsBefore(const float (&s)[MT][NG][4]) const {
-        float t = 0.f;
-#pragma unroll
-        for (int nt = 0; nt < N; ++nt)
-#pragma unroll
-            for (int mt = 0; mt < MT; ++mt) t += (s[mt][nt][0] + s[mt][nt][1]) + (s[mt][nt][2] + s[mt][nt][3]);
-        return t;
-    }
-
     // This lane's mass in the groups from N on whose keys lie at or below the row's cut cr (keys
     // relative to k0 + 2c): groups before N are below for every row (their mass is pre[N]); the
     // cut of every row falls before group N + 2*MT + 1 (the warp's MT*16 rows span 2*MT + 1 groups).
@@ -436,39 +425,12 @@ template <int MT> struct StatsWarp {
         // Is every 8-key group inside one key bin (or outside the region)? keyBin is the same for
         // every lane, so the answer is too.
         bool groupsAligned = oneRowBin;
-        int firstBinGroups = 0;  // groups in the tile's first key bin (when aligned)
         if (groupsAligned) {
-            bool ok = true, first = false;
-            if (lane < BC / 8) {
-                ok = keyBin[lane * 8] == keyBin[lane * 8 + 7];
-                first = keyBin[lane * 8] == 0;
-            }
+            bool ok = true;
+            if (lane < BC / 8) ok = keyBin[lane * 8] == keyBin[lane * 8 + 7];
             groupsAligned = __all_sync(0xffffffffu, ok);
-            firstBinGroups = __popc(__ballot_sync(0xffffffffu, first));
         }
-        if (groupsAligned && kbHi - kbLo == 1 && kMapLo == k0 && kMapHi == k0 + BC - 1) {
-            // Two cells split at a group edge (P = 256 at 16k tokens with 128-key tiles): the first
-            // cell's mass is this lane's sum over the groups before the edge (a jump on the uniform
-            // group count), the second's the rest of the lane's tile mass.
-            float x0 = 0.f;
-            switch (firstBinGroups) {
-#define SPANSCOPE_SPLIT_CASE(N) \
-    case N:                     \
-        if constexpr (N <= BC / 8) x0 = groupsBefore<(N <= BC / 8 ? N : 0), BC / 8>(s); \
-        break;
-                SPANSCOPE_SPLIT_CASE(0) SPANSCOPE_SPLIT_CASE(1) SPANSCOPE_SPLIT_CASE(2) SPANSCOPE_SPLIT_CASE(3)
-                SPANSCOPE_SPLIT_CASE(4) SPANSCOPE_SPLIT_CASE(5) SPANSCOPE_SPLIT_CASE(6) SPANSCOPE_SPLIT_CASE(7)
-                SPANSCOPE_SPLIT_CASE(8) SPANSCOPE_SPLIT_CASE(9) SPANSCOPE_SPLIT_CASE(10) SPANSCOPE_SPLIT_CASE(11)
-                SPANSCOPE_SPLIT_CASE(12) SPANSCOPE_SPLIT_CASE(13) SPANSCOPE_SPLIT_CASE(14) SPANSCOPE_SPLIT_CASE(15)
-                SPANSCOPE_SPLIT_CASE(16)
-#undef SPANSCOPE_SPLIT_CASE
-            default: break;
-            }
-            const float w0 = warpSum(x0), w1 = warpSum(warpTileMass - x0);
-            float* row = pooledH + static_cast<int64_t>(qbLo) * p.Pk + kbLo;
-            if (lane == 0 && w0 != 0.f) atomicAdd(row, w0 * scaleLo);
-            if (lane == 0 && w1 != 0.f) atomicAdd(row + 1, w1 * scaleLo);
-        } else if (groupsAligned) {
+        if (groupsAligned) {
             // Sums of the 8-key groups over the warp by a reduce-scatter (each step halves the
             // values a lane keeps: afterwards lane l holds group l / (32 / NG)), then a segmented
             // sum over the groups of each key bin (bins are contiguous runs of groups); the lane of
