@@ -185,12 +185,25 @@ __device__ __forceinline__ void loadQFragments(uint32_t (&qf)[MT][D / 16][4], co
             ldmatrixX4(qf[mt][kk], smemAddr(sQ + swz<D>(wRow + mt * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8)));
 }
 
+// Calls f(mt, nt, x, j) for every score of a thread's C-fragment tile (MT m16 tiles x BC keys from
+// k0): element x of s[mt][nt] is row g + 8 * (x >> 1) of m16 tile mt and key j; c = lane % 4.
+template <int MT, int BC, typename F> __device__ __forceinline__ void forEachScore(int k0, int c, F&& f) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < BC / 8; ++nt)
+#pragma unroll
+            for (int x = 0; x < 4; ++x) f(mt, nt, x, k0 + nt * 8 + 2 * c + (x & 1));
+}
+
 // Sets to -inf the scores of keys outside each row's interval [rowFirst, rowI] (the mask of a tile
 // that is not inside every row's interval): s is the C-fragment tile of keys k0.. for this thread's
 // rows rowI[mt][r] (g + 8r of m16 tile mt); c = lane % 4.
 template <int BC, int MT>
 __device__ __forceinline__ void maskOutsideRows(float (&s)[MT][BC / 8][4], int k0, const int (&rowI)[MT][2],
                                                 const int (&rowFirst)[MT][2], int c) {
+    // Written out rather than with forEachScore: the forward kernels' code stays as measured (the
+    // lambda version compiles to different PTX).
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll

@@ -387,15 +387,10 @@ template <int MT> struct StatsWarp {
                         }
                 }
         }
-        if (k0 < p.sinkTokens) {
-#pragma unroll
-            for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-                for (int nt = 0; nt < BC / 8; ++nt)
-#pragma unroll
-                    for (int x = 0; x < 4; ++x)
-                        if (k0 + nt * 8 + 2 * c + (x & 1) < p.sinkTokens) accSink += s[mt][nt][x];
-        }
+        if (k0 < p.sinkTokens)
+            forEachScore<MT, BC>(k0, c, [&](int mt, int nt, int x, int j) {
+                if (j < p.sinkTokens) accSink += s[mt][nt][x];
+            });
         // Distance bins over the warp's (uniform) range: far from the diagonal one bin takes the
         // tile's mass (cached until the bin changes); otherwise bins from tail masses.
         const int kLastValid = min(k0 + BC, T_) - 1;
@@ -465,33 +460,20 @@ template <int MT> struct StatsWarp {
                     const int jLo = max(regionBinStart(kb, p.mapK0, reg.lenK, p.Pk, reg.invPk), kMapLo);
                     const int jHi = min(regionBinStart(kb + 1, p.mapK0, reg.lenK, p.Pk, reg.invPk), kMapHi + 1);
                     float part = 0.f;
-#pragma unroll
-                    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-                        for (int nt = 0; nt < BC / 8; ++nt)
-#pragma unroll
-                            for (int x = 0; x < 4; ++x) {
-                                const int j = k0 + nt * 8 + 2 * c + (x & 1);
-                                if (rowQb[mt][x >> 1] == qb && j >= jLo && j < jHi) part += s[mt][nt][x];
-                            }
+                    forEachScore<MT, BC>(k0, c, [&](int mt, int nt, int x, int j) {
+                        if (rowQb[mt][x >> 1] == qb && j >= jLo && j < jHi) part += s[mt][nt][x];
+                    });
                     part = warpSum(part);
                     if (lane == 0 && part != 0.f)
                         atomicAdd(&pooledH[static_cast<int64_t>(qb) * p.Pk + kb], part * rowBinScale(qb, reg.lenQ, p.Pq, reg.invPq));
                 }
         } else {
-#pragma unroll
-            for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-                for (int nt = 0; nt < BC / 8; ++nt)
-#pragma unroll
-                    for (int x = 0; x < 4; ++x) {
-                        const int j = k0 + nt * 8 + 2 * c + (x & 1);
-                        const float pv = s[mt][nt][x];
-                        const int qb = rowQb[mt][x >> 1];
-                        if (pv != 0.f && qb >= 0 && j >= kMapLo && j <= kMapHi)
-                            atomicAdd(&pooledH[static_cast<int64_t>(qb) * p.Pk + reg.keyBin(p, j)],
-                                      pv * rowBinScale(qb, reg.lenQ, p.Pq, reg.invPq));
-                    }
+            forEachScore<MT, BC>(k0, c, [&](int mt, int nt, int x, int j) {
+                const float pv = s[mt][nt][x];
+                const int qb = rowQb[mt][x >> 1];
+                if (pv != 0.f && qb >= 0 && j >= kMapLo && j <= kMapHi)
+                    atomicAdd(&pooledH[static_cast<int64_t>(qb) * p.Pk + reg.keyBin(p, j)], pv * rowBinScale(qb, reg.lenQ, p.Pq, reg.invPq));
+            });
         }
     }
 
