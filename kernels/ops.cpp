@@ -194,8 +194,12 @@ AttentionStats span_attention_stats_from_lse_cuda(const at::Tensor& q, const at:
     const int64_t mapK0 = options.mapK0, mapK1 = options.mapK1 < 0 ? T : options.mapK1;
     TORCH_CHECK(0 <= mapQ0 && mapQ0 < mapQ1 && mapQ1 <= T && 0 <= mapK0 && mapK0 < mapK1 && mapK1 <= T,
                 "attention map region [", mapQ0, ", ", mapQ1, ") x [", mapK0, ", ", mapK1, ") is not inside 0..", T);
-    TORCH_CHECK(options.poolSize == 0 || T * options.poolSize < (int64_t{1} << 31),
-                "attention statistics: T * pool size must stay below 2^31, got T = ", T, ", P = ", options.poolSize);
+    // (T + 1) * P: the kernels' bin arithmetic forms (b + 1) * len + P - 1 <= (T + 1) * P - 1 in 32 bits.
+    TORCH_CHECK(options.poolSize == 0 || (T + 1) * options.poolSize < (int64_t{1} << 31),
+                "attention statistics: (T + 1) * pool size must stay below 2^31, got T = ", T, ", P = ", options.poolSize);
+    // The distance bins end at 2^(NB - 1): the kernels index bin distBin(d) <= NB - 1 for d < 2^(NB - 1).
+    TORCH_CHECK(T <= (int64_t{1} << (kNumDistanceBins - 1)), "attention statistics: at most ",
+                int64_t{1} << (kNumDistanceBins - 1), " tokens (the distance bins end there), got T = ", T);
     const c10::cuda::CUDAGuard guard(q.device());
     const int64_t Pq = std::min(options.poolSize, mapQ1 - mapQ0), Pk = std::min(options.poolSize, mapK1 - mapK0);
     auto d64 = q.options().dtype(at::kDouble), f32 = q.options().dtype(at::kFloat);

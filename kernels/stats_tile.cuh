@@ -1,6 +1,6 @@
 // The statistics pass's per-warp work on one tile of scores, shared by its two kernels: the
 // mma.sync one (span_attention_stats.cu: 4 warps x 32 rows, 64-key tiles) and the Hopper one
-// (span_attention_stats_sm90.cu: warpgroups of 4 warps x 16 rows, 128-key tiles from wgmma).
+// (span_attention_stats_sm90.cu: warpgroups of 4 warps x 16 rows, 64- or 128-key tiles from wgmma).
 // A warp owns MT*16 consecutive query rows; s is the C-fragment tile of scores of those rows against
 // BC keys k0.. (mma_tile.cuh's layout: s[mt][nt][x] is row mt*16 + g + 8*(x>>1), key 8*nt + 2c + (x&1)).
 //
@@ -30,8 +30,11 @@ namespace spanscope::cuda {
 constexpr int kStatsMaxWarpCells = 16;  // pooled cells per warp tile before falling back to per-element atomics
 
 __device__ __forceinline__ int distBin(int d) { return d <= 0 ? 0 : 32 - __clz(d); }
-// floor(t / len) for 0 <= t < 2^31 (checked by the op): a float quotient is off by at most one and an
-// exact integer test fixes it (64-bit division is a long subroutine).
+// floor(t / len) for 0 <= t < 2^31 (checked by the op): the float quotient, then one exact integer
+// step each way (64-bit division is a long subroutine). Exact while the float quotient is off by at
+// most one, i.e. for quotients below ~2^22: bins and region positions here (below 2^23 tokens,
+// checked by the op); a row bin's size in rowBinScale for regions over ~4M tokens with few bins can
+// be off by one (a ~1e-6 relative error of that row bin's scale).
 __device__ __forceinline__ int floorDiv(int t, int len, float invLen) {
     int b = __float2int_rz(static_cast<float>(t) * invLen);
     if (b * len > t) --b;
@@ -55,8 +58,8 @@ __device__ __forceinline__ float rowBinScale(int qb, int lenQ, int Pq, float inv
 
 // Reduce-scatter over the warp: each lane enters with N = 2 * HALF partial values; every step
 // (lane bit O, then O/2, ...) keeps half of them, adding the partner lane's copy. Afterwards v[0]
-// of lane l is the sum over the 32 / N lanes of l's block of value l / (32 / N) (finish with xor
-// shuffles over the low lane bits for the warp's sum). A template, so every loop is unrolled and v
+// of lane l is value l / (32 / N) summed over the N lanes that share l's low bits (l mod 32 / N);
+// xor shuffles over those low bits then give the warp's sum. A template, so every loop is unrolled and v
 // stays in registers.
 template <int HALF, int O, int N>
 __device__ __forceinline__ void reduceScatter(float (&v)[N], int lane) {
@@ -92,9 +95,11 @@ __device__ __forceinline__ int8_t keyBinOffset(const SpanStatsParams& p, const S
 }
 
 // Pooled cells of one warp tile on the tensor cores: C = P * K1, with K1 (keys x 16) the one-hot
-// key-bin matrix built from keyBin, so C[row][b] is the row's mass in key bin kbLo + b. P is split
-// into fp16 hi + lo parts (two MMAs) to keep ~fp32 accuracy. Then rows are summed per row bin
-// (shuffles over the 8 row groups of the warp) and each cell gets one atomic.
+// key-bin matrix built from keyBin, so C[row][b] is the row's mass in key bin kbLo + b. P (<= 1) is
+// scaled by 2^15 (exact) and split into fp16 hi + lo parts (two MMAs): about 2^-22 relative error per
+// element for p down to 2^-29 (unscaled, the hi part of p < 2^-14 is an fp16 subnormal and the lo part
+// rounds away: ~3 % error at p = 1e-6). Then rows are summed per row bin (shuffles over the 8 row
+// groups of the warp) and each cell gets one atomic, scaled back.
 template <int MT, int BC>
 __device__ __forceinline__ void pooledTile(float* pooledH, const float (&s)[MT][BC / 8][4], const int8_t* keyBin,
                                            const int (&rowQb)[MT][2], int qbLo, int qbHi, int kbLo, int nkb, int Pk,
@@ -107,6 +112,8 @@ __device__ __forceinline__ void pooledTile(float* pooledH, const float (&s)[MT][
         for (int nn = 0; nn < 2; ++nn) acc[mt][nn][0] = acc[mt][nn][1] = acc[mt][nn][2] = acc[mt][nn][3] = 0.f;
     auto one = [](bool lo, bool hi) { return (lo ? 0x3C00u : 0u) | (hi ? 0x3C000000u : 0u); };  // fp16 1.0 pairs
     auto split = [](float x, float y, uint32_t& hi, uint32_t& lo) {
+        x *= 32768.f;
+        y *= 32768.f;
         __half2 h = __floats2half2_rn(x, y);
         float2 hf = __half22float2(h);
         __half2 l = __floats2half2_rn(x - hf.x, y - hf.y);
@@ -139,7 +146,7 @@ __device__ __forceinline__ void pooledTile(float* pooledH, const float (&s)[MT][
         }
     }
     for (int qb = qbLo; qb <= qbHi; ++qb) {
-        const float scale = rowBinScale(qb, lenQ, Pq, invPq);
+        const float scale = rowBinScale(qb, lenQ, Pq, invPq) * (1.f / 32768.f);
         float v[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)

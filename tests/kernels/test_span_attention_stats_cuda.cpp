@@ -125,6 +125,13 @@ TEST_P(SpanStatsCudaTest, MatchesExactCpuStatistics) {
         EXPECT_LE(relErr(s.entropyPerQuery, ref.entropyPerQuery), 1e-4) << n;
         ASSERT_EQ(s.pooled.sizes(), ref.pooled.sizes()) << n;
         EXPECT_LE(relErr(s.pooled, ref.pooled), 1e-4) << n;
+        // Small cells too, relative to themselves (the map is drawn on a log scale): within 1 % where
+        // the cell is above 1e-9.
+        {
+            auto a = s.pooled.to(at::kDouble).cpu(), b = ref.pooled.to(at::kDouble).cpu();
+            const int64_t off = ((a - b).abs() > b.abs() * 1e-2 + 1e-9).sum().item<int64_t>();
+            EXPECT_EQ(off, 0) << n << ": pooled cells off by more than 1 % (+1e-9)";
+        }
         ASSERT_EQ(s.rows.sizes(), ref.rows.sizes()) << n;
         EXPECT_LE(relErr(s.rows, ref.rows), 1e-4) << n;
         const double tight = 2e-5;
@@ -140,6 +147,19 @@ TEST_P(SpanStatsCudaTest, MatchesExactCpuStatistics) {
         test::ScopedEnv env("SPANSCOPE_STATS_KERNEL", kernel);
         runAndCheck(kernel);
         if (HasFatalFailure()) return;
+    }
+}
+
+TEST(SpanStatsCuda, RejectsDocumentsBeyondTheDistanceBins) {
+    if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA GPU";
+    const int64_t T = (int64_t{1} << (kNumDistanceBins - 1)) + 1;  // one token past the last bin
+    auto q = at::empty({1, 1, T, 64}, at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16));
+    auto lse = at::empty({1, 1, T}, at::TensorOptions().device(at::kCUDA).dtype(at::kFloat));
+    try {
+        span_attention_stats_from_lse_cuda(q, q, lse, SpanMask{}, 1.0, AttentionStatsOptions{});
+        ADD_FAILURE() << "T = " << T << " was accepted";
+    } catch (const std::exception& e) {
+        EXPECT_NE(std::string(e.what()).find("distance bins end there"), std::string::npos) << e.what();
     }
 }
 
