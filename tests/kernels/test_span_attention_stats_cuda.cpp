@@ -150,6 +150,41 @@ TEST_P(SpanStatsCudaTest, MatchesExactCpuStatistics) {
     }
 }
 
+// Rows that give almost all their mass to key 0: every other pooled cell is made of probabilities
+// near 1e-6 (below fp16's normal range, where the tensor-core pooled path now scales P before its
+// fp16 hi/lo split). Bins of ~94 keys straddle the tiles, so that path runs; every kernel is checked.
+// (On the H100 this passed with the unscaled split too: its rounding errors are unbiased and average
+// out over a cell's ~9000 elements; cells of few elements would show them.)
+TEST(SpanStatsCuda, PooledCellsOfTinyProbabilitiesKeepTheirRelativeAccuracy) {
+    if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA GPU";
+    at::manual_seed(static_cast<uint64_t>(std::random_device{}()));
+    const int64_t H = 2, T = 3001, D = 64;
+    auto dev = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
+    auto e1 = at::zeros({D}, dev);
+    e1[0] = 1;
+    auto q = at::randn({1, H, T, D}, dev) * 0.3 + 4 * e1;  // q . k0 / 8 = 14 +- 1: p(key 0) ~ 1
+    auto k = at::randn({1, H, T, D}, dev) * 0.3;            // other scores / 8 ~ +-0.2: p ~ 1e-6
+    k.select(2, 0).copy_((28 * e1).expand({1, H, D}));
+    q = q.to(at::kBFloat16);
+    k = k.to(at::kBFloat16);
+    auto v = at::randn({1, H, T, D}, dev).to(at::kBFloat16);
+    AttentionStatsOptions o;
+    o.poolSize = 32;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    auto [refOut, refLse, ref] = span_attention_stats_cpu(q.cpu().to(at::kFloat), k.cpu().to(at::kFloat),
+                                                          v.cpu().to(at::kFloat), SpanMask{}, scale, o);
+    auto b = ref.pooled.to(at::kDouble);
+    ASSERT_LT(b.narrow(2, 1, 31).max().item<double>(), 1e-3);  // the premise: cells off key 0's column are tiny
+    for (const char* kernel : {"", "mma", "sm90:1", "sm90:2", "sm90:3"}) {
+        test::ScopedEnv env("SPANSCOPE_STATS_KERNEL", kernel);
+        auto [out, lse, s] = span_attention_stats_cuda(q, k, v, SpanMask{}, scale, o);
+        auto a = s.pooled.to(at::kDouble).cpu();
+        const int64_t off = ((a - b).abs() > b.abs() * 1e-2 + 1e-12).sum().item<int64_t>();
+        EXPECT_EQ(off, 0) << "[" << kernel << "] pooled cells off by more than 1 %: max relative "
+                          << ((a - b).abs() / (b.abs() + 1e-12)).max().item<double>();
+    }
+}
+
 TEST(SpanStatsCuda, RejectsDocumentsBeyondTheDistanceBins) {
     if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA GPU";
     const int64_t T = (int64_t{1} << (kNumDistanceBins - 1)) + 1;  // one token past the last bin
