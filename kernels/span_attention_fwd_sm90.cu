@@ -92,19 +92,16 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_fwd_ws_kern
         setMaxRegsDec<Cfg::kProducerRegs>();
         if (tid == 0) {
             mbarArriveExpectTx(fullQ, BR * D * 2);
-#pragma unroll
-            for (int pn = 0; pn < D / 64; ++pn) tmaLoad4d(sQ + pn * BR * 64, &a.q, pn * 64, q0, h, b, fullQ);
+            tmaLoadTile<D, BR>(sQ, &a.q, q0, h, b, fullQ);
             for (int it = 0; it < nTiles; ++it) {
                 const int st = it % STAGES, k0 = kBegin + it * BC;
                 const uint32_t prevPhase = ((it / STAGES) - 1) & 1;
                 if (it >= STAGES) mbarWaitThread(emptyK + st, prevPhase);
                 mbarArriveExpectTx(fullK + st, kTileBytes);
-#pragma unroll
-                for (int pn = 0; pn < D / 64; ++pn) tmaLoad4d(sK + st * BC * D + pn * BC * 64, &a.k, pn * 64, k0, h, b, fullK + st);
+                tmaLoadTile<D, BC>(sK + st * BC * D, &a.k, k0, h, b, fullK + st);
                 if (it >= STAGES) mbarWaitThread(emptyV + st, prevPhase);
                 mbarArriveExpectTx(fullV + st, kTileBytes);
-#pragma unroll
-                for (int pn = 0; pn < D / 64; ++pn) tmaLoad4d(sV + st * BC * D + pn * BC * 64, &a.v, pn * 64, k0, h, b, fullV + st);
+                tmaLoadTile<D, BC>(sV + st * BC * D, &a.v, k0, h, b, fullV + st);
             }
         }
         return;
@@ -140,12 +137,7 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_fwd_ws_kern
     auto release = [&](uint64_t* bar) {
         if (lane == 0) mbarArrive(bar);
     };
-    auto issueS = [&](float (&s)[1][BC / 8][4], const T* kt) {
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk)  // 64-column panel kk / 4, then 16 elements (32 bytes) per k16 step
-            wgmmaSS<BC, T>(s[0], sw128Desc(sQw + (kk / 4) * BR * 64 + (kk % 4) * 16, 0),
-                           sw128Desc(kt + (kk / 4) * BC * 64 + (kk % 4) * 16, 0), kk > 0);
-    };
+    auto issueS = [&](float (&s)[1][BC / 8][4], const T* kt) { wgmmaScores<D, BC, BR, T>(s[0], sQw, kt); };
     auto issuePV = [&](int stage) {
         const T* vt = sV + stage * BC * D;
 #pragma unroll

@@ -91,14 +91,12 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_stats_ws_ke
         setMaxRegsDec<Cfg::kProducerRegs>();
         if (tid == 0) {
             mbarArriveExpectTx(fullQ, BR * D * 2);
-#pragma unroll
-            for (int pn = 0; pn < D / 64; ++pn) tmaLoad4d(sQ + pn * BR * 64, &a.q, pn * 64, q0, h, 0, fullQ);
+            tmaLoadTile<D, BR>(sQ, &a.q, q0, h, 0, fullQ);
             for (int it = 0; it < nTiles; ++it) {
                 const int st = it % STAGES, k0 = kBegin + it * BC;
                 if (it >= STAGES) mbarWaitThread(emptyK + st, ((it / STAGES) - 1) & 1);
                 mbarArriveExpectTx(fullK + st, BC * D * 2);
-#pragma unroll
-                for (int pn = 0; pn < D / 64; ++pn) tmaLoad4d(sK + st * BC * D + pn * BC * 64, &a.k, pn * 64, k0, h, 0, fullK + st);
+                tmaLoadTile<D, BC>(sK + st * BC * D, &a.k, k0, h, 0, fullK + st);
             }
         } else if (reg.pooling && tid / 32 == 1) {
             const int lane = tid % 32;
@@ -126,12 +124,8 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_stats_ws_ke
     auto issueS = [&](float (&s)[1][BC / 8][4], int it) {
         const int stage = it % STAGES;
         mbarWait(fullK + stage, (it / STAGES) & 1);
-        const T* kt = sK + stage * BC * D;
         wgmmaFence();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk)  // 64-column panel kk / 4, then 16 elements (32 bytes) per k16 step
-            wgmmaSS<BC, T>(s[0], sw128Desc(sQw + (kk / 4) * BR * 64 + (kk % 4) * 16, 0),
-                           sw128Desc(kt + (kk / 4) * BC * 64 + (kk % 4) * 16, 0), kk > 0);
+        wgmmaScores<D, BC, BR, T>(s[0], sQw, sK + stage * BC * D);
         wgmmaCommit();
     };
     // The warp's statistics of tile it, then its release (after the warp's reads of the key bins).

@@ -254,6 +254,15 @@ template <int MT> struct StatsWarp {
                 }
     }
 
+    // This lane's mass in 8-key group nt of the tile (its elements of every row).
+    template <int NG>
+    static __device__ __forceinline__ float groupMass(const float (&s)[MT][NG][4], int nt) {
+        float g = 0.f;
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) g += (s[mt][nt][0] + s[mt][nt][1]) + (s[mt][nt][2] + s[mt][nt][3]);
+        return g;
+    }
+
     __device__ __forceinline__ void flushBin(int lane) {
         if (curBin >= 0) laneBins[curBin * 32 + lane] += curAcc;
         curAcc = 0.f;
@@ -293,12 +302,7 @@ template <int MT> struct StatsWarp {
         float pre[NG + 1];
         pre[0] = 0.f;
 #pragma unroll
-        for (int nt = 0; nt < NG; ++nt) {
-            float g = 0.f;
-#pragma unroll
-            for (int mt = 0; mt < MT; ++mt) g += (s[mt][nt][0] + s[mt][nt][1]) + (s[mt][nt][2] + s[mt][nt][3]);
-            pre[nt + 1] = pre[nt] + g;
-        }
+        for (int nt = 0; nt < NG; ++nt) pre[nt + 1] = pre[nt] + groupMass(s, nt);
         float prevTail = total;
         for (int b = bLo + 1; b <= bHi; ++b) {
             const int B = 1 << (b - 1);
@@ -440,11 +444,7 @@ template <int MT> struct StatsWarp {
             constexpr int NG = BC / 8, LPG = 32 / NG;  // groups, lanes per group
             float v[NG];
 #pragma unroll
-            for (int nt = 0; nt < NG; ++nt) {
-                v[nt] = 0.f;
-#pragma unroll
-                for (int mt = 0; mt < MT; ++mt) v[nt] += (s[mt][nt][0] + s[mt][nt][1]) + (s[mt][nt][2] + s[mt][nt][3]);
-            }
+            for (int nt = 0; nt < NG; ++nt) v[nt] = groupMass(s, nt);
             reduceScatter<NG / 2, 16>(v, lane);
             float x = v[0];
 #pragma unroll

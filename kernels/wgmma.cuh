@@ -117,6 +117,13 @@ __device__ __forceinline__ void tmaLoad4d(void* dst, const void* map, int c0, in
 __device__ __forceinline__ void namedBarrierSync(int id, int threads) {
     asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
+// TMA load of rows [row, row + ROWS) of head h, batch b of a (B, H, T, D) map into a SW128 tile:
+// D / 64 boxes of 64 columns, one per panel, all completing on bar.
+template <int D, int ROWS, typename T>
+__device__ __forceinline__ void tmaLoadTile(T* dst, const void* map, int row, int h, int b, uint64_t* bar) {
+#pragma unroll
+    for (int pn = 0; pn < D / 64; ++pn) tmaLoad4d(dst + pn * ROWS * 64, map, pn * 64, row, h, b, bar);
+}
 template <int N> __device__ __forceinline__ void setMaxRegsInc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N)); }
 template <int N> __device__ __forceinline__ void setMaxRegsDec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N)); }
 #endif
@@ -227,5 +234,17 @@ template <> __device__ __forceinline__ void wgmmaSS<256, __half>(float (&d)[32][
 template <int N, typename T> __device__ __forceinline__ void wgmmaSS(float (&)[N / 8][4], uint64_t, uint64_t, int) { __trap(); }
 template <int N, typename T> __device__ __forceinline__ void wgmmaRS(float (&)[N / 8][4], const uint32_t (&)[4], uint64_t, int) { __trap(); }
 #endif
+
+// S (+)= Q K^T for one warpgroup: its 64 rows of the SW128 Q tile (q: the first of them, in a tile of
+// QROWS rows) against a SW128 K tile of BC rows, by D / 16 k16 steps (64-column panel kk / 4, then
+// 16 elements = 32 bytes per step inside the panel). Issue only: fence, commit and wait are the
+// caller's.
+template <int D, int BC, int QROWS, typename T>
+__device__ __forceinline__ void wgmmaScores(float (&s)[BC / 8][4], const T* q, const T* k) {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk)
+        wgmmaSS<BC, T>(s, sw128Desc(q + (kk / 4) * QROWS * 64 + (kk % 4) * 16, 0), sw128Desc(k + (kk / 4) * BC * 64 + (kk % 4) * 16, 0),
+                       kk > 0);
+}
 
 }  // namespace spanscope::cuda
