@@ -4,7 +4,7 @@ Usage: python bench/tune_fwd.py LIB   (scripts/gpu_check.sh tune)
        python bench/tune_fwd.py LIB --variants   forward kernels side by side (SPANSCOPE_FWD_KERNEL:
        mma, sm90:0..4) with SDPA-cuDNN / FlexAttention at N = 16k (scripts/gpu_check.sh tune-fwd)
        python bench/tune_fwd.py LIB --stats-variants   the statistics kernels side by side
-       (SPANSCOPE_STATS_KERNEL: mma, sm90:0..3), extra time over one forward (scripts/gpu_check.sh tune-stats)"""
+       (SPANSCOPE_STATS_KERNEL: mma, sm90:0..5; STATS_KERNELS=a,b,.. picks some), extra time over one forward (scripts/gpu_check.sh tune-stats)"""
 import math
 import os
 import sys
@@ -60,7 +60,7 @@ def variants():
 
 
 def stats_variants():
-    kernels = ["mma", "sm90:0", "sm90:1", "sm90:2", "sm90:3"]
+    kernels = os.environ.get("STATS_KERNELS", "mma,sm90:0,sm90:1,sm90:2,sm90:3,sm90:4,sm90:5").split(",")
     cfgs = [(0, 0, 0, []), (2048, 4, 256, [0, 1]), (2048, 4, 1024, [0, 1])]
     for d in (64, 128):
         H = 2048 // d

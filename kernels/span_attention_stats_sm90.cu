@@ -2,7 +2,8 @@
 // span_attention_stats.cu's mma.sync kernel on the warp-specialised skeleton of the Hopper forward
 // (span_attention_fwd_sm90.cu). span_attention_stats_launch picks it on compute capability 9.0.
 //
-// One thread block = 1 + NCW warpgroups for BR = 64·NCW queries [q0, q0 + BR) of one head.
+// One thread block = 1 + NCW warpgroups for BR = 64·NCW queries [q0, q0 + BR) of one head; MINB
+// blocks share an SM.
 // Warpgroup 0 is the producer: one thread issues the TMA loads (Q once, then the K tiles into
 // STAGES shared-memory stages, SW128 layout) that complete on "full" mbarriers; when a pooled map
 // is wanted, its second warp computes each tile's key bins into the stage's key-bin array and
@@ -19,6 +20,8 @@
 
 #include <cuda.h>
 
+#include <algorithm>
+
 #include "kernels/launch.cuh"
 #include "kernels/stats_tile.cuh"
 #include "kernels/tma_map.h"
@@ -32,27 +35,30 @@ struct Sm90StatsArgs {
     CUtensorMap q, k;  // (1, H, T, D) as 4-d maps (kernels/tma_map.h)
 };
 
-template <int D, int BC, int STAGES, int NCW> struct Sm90StatsConfig {
+template <int D, int BC, int STAGES, int NCW, int MINB> struct Sm90StatsConfig {
     static constexpr int kBr = 64 * NCW;
     static constexpr int kThreads = 128 * (NCW + 1);
     // setmaxnreg moves registers between the warpgroups of the block: the total after it must not
     // exceed what the launch gave the block (registers per thread at launch are a multiple of 8),
-    // or the consumers' increase waits forever.
-    static constexpr int kLaunchRegs = (65536 / kThreads) / 8 * 8;
-    static constexpr int kProducerRegs = NCW == 2 ? 40 : 24;
-    static constexpr int kConsumerRegs = NCW == 2 ? 232 : NCW == 3 ? 160 : 112;
+    // or the consumers' increase waits forever. MINB blocks share an SM.
+    static constexpr int kLaunchRegs = (65536 / (kThreads * MINB)) / 8 * 8;
+    static constexpr int kProducerRegs = NCW == 2 && MINB == 1 ? 40 : 24;
+    static constexpr int kConsumerRegs =
+        std::min(240, (kLaunchRegs * kThreads - 128 * kProducerRegs) / (128 * NCW) / 8 * 8);
     static_assert(128 * kProducerRegs + 128 * NCW * kConsumerRegs <= kLaunchRegs * kThreads, "register file");
     static constexpr size_t kTiles = static_cast<size_t>(kBr + STAGES * BC) * D * 2;
     // + per-lane distance bins of each consumer warp + barriers (Q, full and empty per stage) + key
     // bins per stage + alignment slack
     static constexpr size_t kLaneBins = static_cast<size_t>(4 * NCW) * kStatsDistanceBins * 32 * 4;
     static constexpr size_t kSmem = kTiles + kLaneBins + (1 + 2 * STAGES) * 8 + STAGES * BC + 1024;
+    // 227 KiB per SM for blocks, 1 KiB of it reserved per block.
+    static_assert(MINB * (kSmem + 1024 + 512) <= 233472, "shared memory");
 };
 
-template <int D, int BC, int STAGES, int NCW, typename T>
-__global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_stats_ws_kernel(const __grid_constant__ Sm90StatsArgs a) {
+template <int D, int BC, int STAGES, int NCW, int MINB, typename T>
+__global__ void __launch_bounds__(128 * (NCW + 1), MINB) span_attention_stats_ws_kernel(const __grid_constant__ Sm90StatsArgs a) {
 #if defined(SPANSCOPE_WGMMA_DEVICE)
-    using Cfg = Sm90StatsConfig<D, BC, STAGES, NCW>;
+    using Cfg = Sm90StatsConfig<D, BC, STAGES, NCW, MINB>;
     constexpr int BR = Cfg::kBr;
     const SpanStatsParams& p = a.p;
     extern __shared__ unsigned char smemRaw[];
@@ -166,33 +172,41 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_stats_ws_ke
 #endif
 }
 
-template <int D, int BC, int STAGES, int NCW, typename T>
+template <int D, int BC, int STAGES, int NCW, int MINB, typename T>
 bool launchSm90Stats(const SpanStatsParams& p, cudaStream_t stream) {
-    using Cfg = Sm90StatsConfig<D, BC, STAGES, NCW>;
+    using Cfg = Sm90StatsConfig<D, BC, STAGES, NCW, MINB>;
     static_assert(4 * NCW <= 16, "sRed holds 16 warps");
     Sm90StatsArgs args;
     args.p = p;
     if (!encodeTmaMap4d(&args.q, p.q, p.qs, 1, p.H, p.T, p.D, p.elem, Cfg::kBr) ||
         !encodeTmaMap4d(&args.k, p.k, p.ks, 1, p.H, p.T, p.D, p.elem, BC))
         return false;
-    launchKernel(span_attention_stats_ws_kernel<D, BC, STAGES, NCW, T>, dim3((p.T + Cfg::kBr - 1) / Cfg::kBr, p.H),
+    launchKernel(span_attention_stats_ws_kernel<D, BC, STAGES, NCW, MINB, T>, dim3((p.T + Cfg::kBr - 1) / Cfg::kBr, p.H),
                  Cfg::kThreads, Cfg::kSmem, stream, args, "span attention stats (sm90, TMA)");
     return true;
 }
 
 template <int D, typename T> bool launchStatsVariant(const SpanStatsParams& p, int variant, cudaStream_t stream) {
-    // <key tile, stages, consumer warpgroups>. Variant 0 picks by mask, from the H100 runs of
-    // 2026-11-24 (bench/tune_fwd.py --stats-variants, N = 16k): 128-key tiles with three consumer
-    // warpgroups for full attention, 64-key tiles with four for window and block masks (their
-    // visits per row are short, so per-tile work and the diagonal weigh more). Also measured
-    // there and dropped: two consumer warpgroups, exponentials of part of each tile on the FMA
-    // pipe (FlashAttention-4's polynomial: slower here), and S of the next tile issued before this
-    // tile's statistics (ptxas then serialises every wgmma, C7514).
-    if (variant == 0) variant = p.mask.kind == MaskKind::Full ? 1 : 2;
+    // <key tile, stages, consumer warpgroups, blocks per SM>. Variant 0 picks by mask and head
+    // dim, from the H100 runs of 2026-11-24 (bench/tune_fwd.py --stats-variants, N = 16k): 128-key
+    // tiles with three consumer warpgroups for full attention; for window and block masks (short
+    // visits per row: per-tile work and the diagonal weigh more) 64-key tiles, at d = 64 with one
+    // consumer warpgroup per block and four blocks per SM (their starts and ends overlap each
+    // other's tiles; 5-7 % less time than one block of four warpgroups), at d = 128 with four
+    // warpgroups in one block (four small blocks do not fit its tiles). Also measured there and
+    // dropped: two consumer warpgroups, six stages (no change), warpgroups taking turns at their
+    // exponentials (FlashAttention-3's ping-pong: 3-25 % slower), exponentials of part of each
+    // tile on the FMA pipe (FlashAttention-4's polynomial: slower here), and S of the next tile
+    // issued before this tile's statistics (ptxas then serialises every wgmma, C7514).
+    if (variant == 0) variant = p.mask.kind == MaskKind::Full ? 1 : D == 64 ? 5 : 2;
     switch (variant) {
-    case 2: return launchSm90Stats<D, 64, 4, 4, T>(p, stream);
-    case 3: return launchSm90Stats<D, 64, 4, 3, T>(p, stream);
-    default: return launchSm90Stats<D, 128, 3, 3, T>(p, stream);
+    case 2: return launchSm90Stats<D, 64, 4, 4, 1, T>(p, stream);
+    case 3: return launchSm90Stats<D, 64, 4, 3, 1, T>(p, stream);
+    case 4:  // two blocks of two consumer warpgroups (at d = 128 104 registers spill: variant 2 there)
+        if constexpr (D == 64) return launchSm90Stats<D, 64, 4, 2, 2, T>(p, stream);
+        else return launchSm90Stats<D, 64, 4, 4, 1, T>(p, stream);
+    case 5: return launchSm90Stats<D, 64, D == 64 ? 4 : 2, 1, D == 64 ? 4 : 3, T>(p, stream);  // blocks of one
+    default: return launchSm90Stats<D, 128, 3, 3, 1, T>(p, stream);
     }
 }
 

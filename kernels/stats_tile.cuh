@@ -489,12 +489,6 @@ template <int MT> struct StatsWarp {
     // in every lane.
     __device__ __forceinline__ void finish(const SpanStatsParams& p, int lane, float* sBins, float (&sums)[4]) {
         const int c = lane % 4;
-        flushBin(lane);
-        __syncwarp();
-        for (int b = 0; b < kStatsDistanceBins; ++b) {
-            const float x = warpSum(laneBins[b * 32 + lane]);
-            if (lane == 0 && x != 0.f) atomicAdd(&sBins[b], x);
-        }
         float ent = 0.f, bey = 0.f;
         const float invH = 1.f / static_cast<float>(p.H);
 #pragma unroll
@@ -514,6 +508,14 @@ template <int MT> struct StatsWarp {
         sums[1] = warpSum(accDist);
         sums[2] = warpSum(bey);
         sums[3] = warpSum(accSink);
+        flushBin(lane);
+        __syncwarp();
+        for (int b = 0; b < kStatsDistanceBins; ++b) {
+            const float v = laneBins[b * 32 + lane];
+            if (!__any_sync(0xffffffffu, v != 0.f)) continue;  // bins the warp never reached (most, for windows)
+            const float x = warpSum(v);
+            if (lane == 0) atomicAdd(&sBins[b], x);
+        }
     }
 };
 

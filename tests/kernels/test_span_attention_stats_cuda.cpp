@@ -143,7 +143,7 @@ TEST_P(SpanStatsCudaTest, MatchesExactCpuStatistics) {
     };
     runAndCheck("default");
     if (HasFatalFailure()) return;
-    for (const char* kernel : {"mma", "sm90:1", "sm90:2", "sm90:3"}) {
+    for (const char* kernel : {"mma", "sm90:1", "sm90:2", "sm90:3", "sm90:4", "sm90:5"}) {
         test::ScopedEnv env("SPANSCOPE_STATS_KERNEL", kernel);
         runAndCheck(kernel);
         if (HasFatalFailure()) return;
@@ -175,7 +175,7 @@ TEST(SpanStatsCuda, PooledCellsOfTinyProbabilitiesKeepTheirRelativeAccuracy) {
                                                           v.cpu().to(at::kFloat), SpanMask{}, scale, o);
     auto b = ref.pooled.to(at::kDouble);
     ASSERT_LT(b.narrow(2, 1, 31).max().item<double>(), 1e-3);  // the premise: cells off key 0's column are tiny
-    for (const char* kernel : {"", "mma", "sm90:1", "sm90:2", "sm90:3"}) {
+    for (const char* kernel : {"", "mma", "sm90:1", "sm90:2", "sm90:3", "sm90:4", "sm90:5"}) {
         test::ScopedEnv env("SPANSCOPE_STATS_KERNEL", kernel);
         auto [out, lse, s] = span_attention_stats_cuda(q, k, v, SpanMask{}, scale, o);
         auto a = s.pooled.to(at::kDouble).cpu();
