@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdlib>
+#include <exception>
+#include <initializer_list>
 #include <optional>
 #include <string>
 
@@ -80,5 +82,19 @@ private:
     std::string name_;
     std::optional<std::string> old_;
 };
+
+// With envName set to each of `values`, run() must throw an error that names the variable.
+template <typename F>
+void expectEnvValuesRejected(const char* envName, std::initializer_list<const char*> values, F&& run) {
+    for (const char* value : values) {
+        ScopedEnv env(envName, value);
+        try {
+            run();
+            ADD_FAILURE() << envName << "=" << value << " was accepted";
+        } catch (const std::exception& e) {
+            EXPECT_NE(std::string(e.what()).find(envName), std::string::npos) << e.what();
+        }
+    }
+}
 
 }  // namespace spanscope::test
