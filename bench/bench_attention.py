@@ -17,6 +17,7 @@ selection and SDPA on gathered keys.
 import argparse
 import datetime
 import math
+import statistics
 import sys
 import time
 
@@ -60,6 +61,9 @@ def emit_report(args, lines, body):
     if args.out:
         with open(args.out, "w") as f:
             f.write(text + "\n")
+
+
+STATS_ROUNDS = 5  # alternating forward / statistics measurements per configuration
 
 
 def median_ms(fn):
@@ -160,9 +164,18 @@ def main():
         q, k, v = (torch.randn(1, H, n, d, device=dev, dtype=torch.bfloat16) for _ in range(3))
         for kind, span in [("full", 0), ("window", 512), ("window", 2048), ("block", 1024)]:
             for pool in [256, 1024]:
-                t_fwd = median_ms(lambda: ours(q, k, v, kind, span, False, 0.125))
-                t_all = median_ms(lambda: torch.ops.spanscope.span_attention_stats(q, k, v, kind, span, False, 0.125, 2048, 4, pool, [0, n - 1]))
-                stats_lines.append(f"| {kind}{span if span else ''} | {n} | {H} | {d} | {pool} | {t_fwd:.3f} | {t_all - t_fwd:.3f} | {(t_all - t_fwd) / t_fwd:.2f} |")
+                # Forward and statistics op timed alternately, STATS_ROUNDS times: the GPU's clocks
+                # drift by up to ~10 % between measurements seconds apart, so one pair of medians
+                # can be off by that much; medians over the rounds, and the range of the rounds' ratios.
+                fwds, alls = [], []
+                for _ in range(STATS_ROUNDS):
+                    fwds.append(median_ms(lambda: ours(q, k, v, kind, span, False, 0.125)))
+                    alls.append(median_ms(lambda: torch.ops.spanscope.span_attention_stats(
+                        q, k, v, kind, span, False, 0.125, 2048, 4, pool, [0, n - 1])))
+                t_fwd, t_all = statistics.median(fwds), statistics.median(alls)
+                ratios = [(a - f) / f for f, a in zip(fwds, alls)]
+                stats_lines.append(f"| {kind}{span if span else ''} | {n} | {H} | {d} | {pool} | {t_fwd:.3f} | {t_all - t_fwd:.3f} | "
+                                   f"{(t_all - t_fwd) / t_fwd:.2f} | {min(ratios):.2f}–{max(ratios):.2f} |")
                 print(stats_lines[-1], flush=True)
         del q, k, v
         torch.cuda.empty_cache()
@@ -197,7 +210,7 @@ def main():
                                         f"{r['ours'] / best_flex:.2f}" if best_flex else "-"]) + " |")
     report = ["## Forward, bf16, B*N = 16k tokens, H*d = 2048 (TFLOP/s on attended pairs, 4*d per pair)", ""] + table
     report += ["", "## Statistics pass (B = 1), extra time over one forward", "",
-               "| mask | N | H | d | P | forward ms | stats extra ms | extra / forward |", "|---|---|---|---|---|---|---|---|"] + stats_lines
+               "| mask | N | H | d | P | forward ms | stats extra ms | extra / forward | rounds' range |", "|---|---|---|---|---|---|---|---|---|"] + stats_lines
     report += ["", "## One layer forward + statistics at 128k tokens (P = 1024, 3 exact rows)", "",
                "| mask | N | H | d | peak extra memory | statistics kept | wall (first call) |", "|---|---|---|---|---|---|---|"] + mem_lines
     emit_report(args, lines, report)

@@ -2,7 +2,8 @@
 features switched on one by one (beyond span, sink, pooled map size, exact rows), on a few shapes.
 Usage: python bench/tune_fwd.py LIB   (scripts/gpu_check.sh tune)
        python bench/tune_fwd.py LIB --variants   forward kernels side by side (SPANSCOPE_FWD_KERNEL:
-       mma, sm90:0..4) with SDPA-cuDNN / FlexAttention at N = 16k (scripts/gpu_check.sh tune-fwd)
+       mma, sm90:0..6; FWD_KERNELS=a,b,.. picks some) with SDPA-cuDNN / FlexAttention at N = 16k
+       (scripts/gpu_check.sh tune-fwd)
        python bench/tune_fwd.py LIB --stats-variants   the statistics kernels side by side
        (SPANSCOPE_STATS_KERNEL: mma, sm90:0..5; STATS_KERNELS=a,b,.. picks some), extra time over one forward (scripts/gpu_check.sh tune-stats)"""
 import math
@@ -32,7 +33,7 @@ def variants():
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
     import torch.nn.functional as F
     flex = torch.compile(flex_attention, dynamic=False)
-    kernels = ["mma", "sm90:0", "sm90:1", "sm90:2", "sm90:3", "sm90:4"]
+    kernels = os.environ.get("FWD_KERNELS", "mma,sm90:0,sm90:1,sm90:2,sm90:3,sm90:4,sm90:5,sm90:6").split(",")
     for d in (64, 128):
         H = 2048 // d
         for kind, span in (("full", 0), ("window", 512), ("window", 2048), ("block", 1024)):

@@ -21,6 +21,9 @@
 // OVERLAP (FlashAttention-3's intra-warpgroup pipelining, a tuning variant): the P V product of
 // tile t-1 is issued right after S of tile t, so tile t's exponentials overlap tile t-1's P V; the
 // output rescale waits for it. On the H100 it lost to the plain order (bench/RESULTS.md).
+// TURNS (FlashAttention-3's ping-pong between warpgroups, variants 5 and 6): at d = 128 within the
+// run-to-run spread of the plain order on the H100 (full attention +4 % in one run, -3 % in the next;
+// bench/RESULTS.md), at d = 64 up to 5 % slower: not the default.
 #include "kernels/span_attention.h"
 
 #include <cuda.h>
@@ -37,7 +40,7 @@ struct Sm90TmaArgs {
     CUtensorMap q, k, v;  // (B, H, T, D) as 4-d maps, boxes of 64 columns x rows, 128-byte swizzle
 };
 
-template <int D, int BC, int STAGES, bool OVERLAP, int NCW> struct Sm90WsConfig {
+template <int D, int BC, int STAGES, bool OVERLAP, int NCW, bool TURNS = false> struct Sm90WsConfig {
     static constexpr int kBr = 64 * NCW;  // NCW consumer warpgroups
     static constexpr int kThreads = 128 * (NCW + 1);
     // Registers per thread after setmaxnreg (multiples of 8; all of them fit 64K registers).
@@ -49,7 +52,7 @@ template <int D, int BC, int STAGES, bool OVERLAP, int NCW> struct Sm90WsConfig 
     static constexpr size_t kSmem = kTiles + (1 + 4 * STAGES) * 8 + 1024;  // + barriers + alignment slack
 };
 
-template <int D, int BC, int STAGES, bool OVERLAP, int NCW, typename T>
+template <int D, int BC, int STAGES, bool OVERLAP, int NCW, bool TURNS, typename T>
 __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_fwd_ws_kernel(const __grid_constant__ Sm90TmaArgs a) {
 #if defined(SPANSCOPE_WGMMA_DEVICE)
     using Cfg = Sm90WsConfig<D, BC, STAGES, OVERLAP, NCW>;
@@ -159,6 +162,22 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_fwd_ws_kern
         pendingStage = -1;
     };
 
+    // TURNS (FlashAttention-3's ping-pong between warpgroups, a tuning variant): the warpgroups
+    // issue their wgmma of each tile in turn (named barrier 2 + wg, synced by warpgroup wg and
+    // arrived at by the one before it after its issue), so one warpgroup's softmax runs while the
+    // next one's products occupy the tensor cores. Every warpgroup takes its turn on every tile,
+    // skipped ones included; the first gets its first turn from the last one up front, the last
+    // passes none after the last tile.
+    auto awaitTurn = [&] {
+        if constexpr (TURNS) namedBarrierSync(2 + wg, 256);
+    };
+    auto passTurn = [&](int it) {
+        if constexpr (TURNS)
+            if (wg + 1 < NCW || it + 1 < nTiles) namedBarrierArrive(2 + (wg + 1) % NCW, 256);
+    };
+    if constexpr (TURNS)
+        if (wg == NCW - 1) namedBarrierArrive(2, 256);
+
     mbarWait(fullQ, 0);
     for (int it = 0; it < nTiles; ++it) {
         const int k0 = kBegin + it * BC;
@@ -173,11 +192,13 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_fwd_ws_kern
             // data-dependent paths join makes ptxas serialise every wgmma of the kernel.
             if (OVERLAP && pendingStage >= 0) {
                 mbarWait(fullV + pendingStage, pendingPhase);
+                awaitTurn();
                 wgmmaFence();
                 issueS(s, kt);
                 wgmmaCommit();
                 issuePV(pendingStage);
                 wgmmaCommit();
+                passTurn(it);
                 wgmmaWait<1>();
                 fenceAccumulators(s[0]);
                 release(emptyK + stage);
@@ -186,9 +207,11 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_fwd_ws_kern
                 fenceAccumulators(o[0]);
                 release(emptyV + pendingStage);
             } else {
+                awaitTurn();
                 wgmmaFence();
                 issueS(s, kt);
                 wgmmaCommit();
+                passTurn(it);
                 wgmmaWait<0>();
                 fenceAccumulators(s[0]);
                 release(emptyK + stage);
@@ -209,6 +232,8 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_fwd_ws_kern
             release(emptyK + stage);
             mbarWait(fullV + stage, phase);
             release(emptyV + stage);
+            awaitTurn();
+            passTurn(it);
         }
     }
     if (OVERLAP && pendingStage >= 0) flushPV();
@@ -242,7 +267,7 @@ __global__ void __launch_bounds__(128 * (NCW + 1), 1) span_attention_fwd_ws_kern
 #endif
 }
 
-template <int D, int BC, int STAGES, bool OVERLAP, int NCW, typename T>
+template <int D, int BC, int STAGES, bool OVERLAP, int NCW, typename T, bool TURNS = false>
 bool launchSm90Ws(const SpanAttentionParams& p, cudaStream_t stream) {
     using Cfg = Sm90WsConfig<D, BC, STAGES, OVERLAP, NCW>;
     Sm90TmaArgs args;
@@ -251,7 +276,7 @@ bool launchSm90Ws(const SpanAttentionParams& p, cudaStream_t stream) {
         !encodeTmaMap4d(&args.k, p.k, p.ks, p.B, p.H, p.T, p.D, p.elem, BC) ||
         !encodeTmaMap4d(&args.v, p.v, p.vs, p.B, p.H, p.T, p.D, p.elem, BC))
         return false;
-    launchKernel(span_attention_fwd_ws_kernel<D, BC, STAGES, OVERLAP, NCW, T>, dim3((p.T + Cfg::kBr - 1) / Cfg::kBr, p.B * p.H),
+    launchKernel(span_attention_fwd_ws_kernel<D, BC, STAGES, OVERLAP, NCW, TURNS, T>, dim3((p.T + Cfg::kBr - 1) / Cfg::kBr, p.B * p.H),
                  Cfg::kThreads, Cfg::kSmem, stream, args, "span attention forward (sm90, TMA)");
     return true;
 }
@@ -264,6 +289,8 @@ template <typename T> bool launchSm90Variant(const SpanAttentionParams& p, int v
         case 2: return launchSm90Ws<64, 192, 2, false, 2, T>(p, stream);
         case 3: return launchSm90Ws<64, 128, 2, false, 3, T>(p, stream);
         case 4: return launchSm90Ws<64, 128, 2, false, 2, T>(p, stream);
+        case 5: return launchSm90Ws<64, 128, 3, false, 3, T, true>(p, stream);
+        case 6: return launchSm90Ws<64, 128, 2, true, 2, T, true>(p, stream);
         // H100, 2026-11-24 (N = 16k): three consumer warpgroups and three stages, 1.06-1.15x two
         // warpgroups with two stages (full 439 vs 407 TFLOP/s, window 2048 387 vs 335).
         default: return launchSm90Ws<64, 128, 3, false, 3, T>(p, stream);
@@ -274,6 +301,8 @@ template <typename T> bool launchSm90Variant(const SpanAttentionParams& p, int v
     case 2: return launchSm90Ws<128, 192, 2, false, 2, T>(p, stream);
     case 3: return launchSm90Ws<128, 64, 2, false, 3, T>(p, stream);
     case 4: return launchSm90Ws<128, 128, 3, false, 2, T>(p, stream);
+    case 5: return launchSm90Ws<128, 128, 2, false, 2, T, true>(p, stream);
+    case 6: return launchSm90Ws<128, 128, 2, true, 2, T, true>(p, stream);
     default: return launchSm90Ws<128, 128, 2, false, 2, T>(p, stream);
     }
 }

@@ -117,6 +117,10 @@ __device__ __forceinline__ void tmaLoad4d(void* dst, const void* map, int c0, in
 __device__ __forceinline__ void namedBarrierSync(int id, int threads) {
     asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
+// Arrive at barrier `id` without waiting (the other side of a namedBarrierSync of the same count).
+__device__ __forceinline__ void namedBarrierArrive(int id, int threads) {
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
 // TMA load of rows [row, row + ROWS) of head h, batch b of a (B, H, T, D) map into a SW128 tile:
 // D / 64 boxes of 64 columns, one per panel, all completing on bar.
 template <int D, int ROWS, typename T>

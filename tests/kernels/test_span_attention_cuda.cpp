@@ -91,7 +91,7 @@ TEST_P(SpanAttentionCudaTest, MatchesCpuReferenceWithin2xPyTorchError) {
 
     // Every kernel behind the entry point meets the same bound: the mma.sync kernel (the only one
     // on GPUs other than compute capability 9.0) and the wgmma variants kept for tuning.
-    for (const char* kernel : {"mma", "sm90:1", "sm90:2", "sm90:3", "sm90:4"}) {
+    for (const char* kernel : {"mma", "sm90:1", "sm90:2", "sm90:3", "sm90:4", "sm90:5", "sm90:6"}) {
         test::ScopedEnv env("SPANSCOPE_FWD_KERNEL", kernel);
         runAndCheck(kernel);
         if (HasFatalFailure()) return;
