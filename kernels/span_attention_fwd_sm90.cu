@@ -40,7 +40,7 @@ struct Sm90TmaArgs {
     CUtensorMap q, k, v;  // (B, H, T, D) as 4-d maps, boxes of 64 columns x rows, 128-byte swizzle
 };
 
-template <int D, int BC, int STAGES, bool OVERLAP, int NCW, bool TURNS = false> struct Sm90WsConfig {
+template <int D, int BC, int STAGES, bool OVERLAP, int NCW> struct Sm90WsConfig {
     static constexpr int kBr = 64 * NCW;  // NCW consumer warpgroups
     static constexpr int kThreads = 128 * (NCW + 1);
     // Registers per thread after setmaxnreg (multiples of 8; all of them fit 64K registers).
