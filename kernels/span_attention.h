@@ -104,7 +104,7 @@ struct SpanStatsParams {
 
 void span_attention_stats_launch(const SpanStatsParams& p, cudaStream_t stream);
 // The Hopper statistics kernel that span_attention_stats_launch picks as the forward's launcher
-// does (SPANSCOPE_STATS_KERNEL; variants 1-3 are tuning configurations, any other N > 3 runs
+// does (SPANSCOPE_STATS_KERNEL; variants 1-5 are tuning configurations, any other N > 5 runs
 // variant 1's); false, launching nothing, where TMA cannot describe q or k.
 bool span_attention_stats_sm90_launch(const SpanStatsParams& p, int variant, cudaStream_t stream);
 

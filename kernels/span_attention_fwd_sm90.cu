@@ -43,11 +43,10 @@ struct Sm90TmaArgs {
 template <int D, int BC, int STAGES, bool OVERLAP, int NCW> struct Sm90WsConfig {
     static constexpr int kBr = 64 * NCW;  // NCW consumer warpgroups
     static constexpr int kThreads = 128 * (NCW + 1);
-    // Registers per thread after setmaxnreg (multiples of 8; all of them fit 64K registers).
-    // The total after setmaxnreg must not exceed the launch's (see span_attention_stats_sm90.cu).
-    static constexpr int kProducerRegs = NCW == 2 ? 40 : 24;
-    static constexpr int kConsumerRegs = NCW == 2 ? 232 : 160;
-    static_assert(128 * kProducerRegs + 128 * NCW * kConsumerRegs <= (65536 / kThreads) / 8 * 8 * kThreads, "register file");
+    // Registers per thread after setmaxnreg (kernels/wgmma.cuh): 40 / 232 with two consumer
+    // warpgroups, 24 / 160 with three.
+    static constexpr int kProducerRegs = WsRegisterSplit<NCW, 1>::kProducer;
+    static constexpr int kConsumerRegs = WsRegisterSplit<NCW, 1>::kConsumer;
     static constexpr size_t kTiles = static_cast<size_t>(kBr + 2 * STAGES * BC) * D * 2;
     static constexpr size_t kSmem = kTiles + (1 + 4 * STAGES) * 8 + 1024;  // + barriers + alignment slack
 };

@@ -20,8 +20,6 @@
 
 #include <cuda.h>
 
-#include <algorithm>
-
 #include "kernels/launch.cuh"
 #include "kernels/stats_tile.cuh"
 #include "kernels/tma_map.h"
@@ -38,14 +36,9 @@ struct Sm90StatsArgs {
 template <int D, int BC, int STAGES, int NCW, int MINB> struct Sm90StatsConfig {
     static constexpr int kBr = 64 * NCW;
     static constexpr int kThreads = 128 * (NCW + 1);
-    // setmaxnreg moves registers between the warpgroups of the block: the total after it must not
-    // exceed what the launch gave the block (registers per thread at launch are a multiple of 8),
-    // or the consumers' increase waits forever. MINB blocks share an SM.
-    static constexpr int kLaunchRegs = (65536 / (kThreads * MINB)) / 8 * 8;
-    static constexpr int kProducerRegs = NCW == 2 && MINB == 1 ? 40 : 24;
-    static constexpr int kConsumerRegs =
-        std::min(240, (kLaunchRegs * kThreads - 128 * kProducerRegs) / (128 * NCW) / 8 * 8);
-    static_assert(128 * kProducerRegs + 128 * NCW * kConsumerRegs <= kLaunchRegs * kThreads, "register file");
+    // Registers per thread after setmaxnreg (kernels/wgmma.cuh); MINB blocks share an SM.
+    static constexpr int kProducerRegs = WsRegisterSplit<NCW, MINB>::kProducer;
+    static constexpr int kConsumerRegs = WsRegisterSplit<NCW, MINB>::kConsumer;
     static constexpr size_t kTiles = static_cast<size_t>(kBr + STAGES * BC) * D * 2;
     // + per-lane distance bins of each consumer warp + barriers (Q, full and empty per stage) + key
     // bins per stage + alignment slack

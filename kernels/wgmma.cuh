@@ -37,6 +37,19 @@
 
 namespace spanscope::cuda {
 
+// Registers per thread of a warp-specialised block (one producer warpgroup, NCW consumer
+// warpgroups, MINB blocks per SM) after setmaxnreg moves them from the producer to the consumers.
+// The total after it must not exceed what the launch gave the block (registers per thread at launch
+// are a multiple of 8), or the consumers' increase waits forever.
+template <int NCW, int MINB> struct WsRegisterSplit {
+    static constexpr int kThreads = 128 * (NCW + 1);
+    static constexpr int kLaunch = (65536 / (kThreads * MINB)) / 8 * 8;
+    static constexpr int kProducer = NCW == 2 && MINB == 1 ? 40 : 24;
+    static constexpr int kConsumerRaw = (kLaunch * kThreads - 128 * kProducer) / (128 * NCW) / 8 * 8;
+    static constexpr int kConsumer = kConsumerRaw < 240 ? kConsumerRaw : 240;  // (no configuration here reaches 240)
+    static_assert(128 * kProducer + 128 * NCW * kConsumer <= kLaunch * kThreads, "register file");
+};
+
 // Element offset of (row, col) in a SW128 tile of ROWS rows.
 template <int ROWS> __device__ __forceinline__ int sw128(int row, int col) {
     return (col >> 6) * (ROWS * 64) + row * 64 + ((((col >> 3) & 7) ^ (row & 7)) << 3) + (col & 7);
